@@ -9,6 +9,7 @@
 """
 
 import json
+import os
 import pathlib
 
 from etils import epath
@@ -24,8 +25,10 @@ _RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.eval_batches
 
 
 def path(workdir: str) -> epath.Path:
-  """Local paths and gs:// alike."""
-  return epath.Path(workdir)
+  """Local paths (made absolute: orbax refuses relative ones) and gs:// alike."""
+  if "://" in workdir:
+    return epath.Path(workdir)
+  return epath.Path(os.path.abspath(workdir))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

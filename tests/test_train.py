@@ -43,6 +43,12 @@ def test_summary_reports_losses_and_exact_densities(corpus, tmp_path):
   assert on_disk["val_loss"] == summary["val_loss"]
 
 
+def test_a_relative_workdir_trains_and_checkpoints(corpus, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # `make demo` passes runs/demo
+  train.train(tiny_setup.tiny_config(*corpus, steps=4), "runs/demo")
+  assert (tmp_path / "runs/demo/checkpoints/4").is_dir()
+
+
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
   cfg = tiny_setup.tiny_config(*corpus, learning_rate=1e30, steps=40, checkpoint_every=1,
                                grad_rms_clip=0.0)

@@ -3,6 +3,7 @@
   --task=NAME --show=5     print 5 example pairs of a task, tokenized
   --pairs=my_task.jsonl    score a task of your own ({"prompt", "correct", "incorrect"})
   --list                   the registered tasks
+  --compare=runs/dense     score other runs on the same pairs, side by side
 """
 
 from absl import app
@@ -22,6 +23,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the pair generators.")
 _LIST = flags.DEFINE_bool("list", False, "List the registered tasks and exit.")
 _CIRCUIT = flags.DEFINE_string("circuit", "", "Score this circuit file (from launch.prune) "
                                "instead of the full model.")
+_COMPARE = flags.DEFINE_list("compare", [], "Other runs' workdirs to score on the same "
+                             "pairs, in columns beside --workdir (e.g. a dense baseline).")
 
 
 def main(argv):
@@ -29,7 +32,8 @@ def main(argv):
   common.run(lambda: print(cli.main(
       _WORKDIR.value, task=_TASK.value, pairs=_PAIRS.value, show=_SHOW.value,
       as_json=_JSON.value, split=_SPLIT.value, n_pairs=_N_PAIRS.value, seed=_SEED.value,
-      list_tasks=_LIST.value, circuit=_CIRCUIT.value)))
+      list_tasks=_LIST.value, circuit=_CIRCUIT.value,
+      compare=tuple(_COMPARE.value))))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,10 @@ class Densities(NamedTuple):
 
 
 def densities_at(step, cfg: ml_collections.ConfigDict) -> Densities:
+  """The schedule's densities at `step`; 1 when weight sparsity is off (a dense run)."""
   s, total = cfg.sparsity, cfg.train.steps
+  if not s.enabled:
+    return Densities(hidden=jnp.float32(1.0), embed=jnp.float32(1.0))
   at = lambda target: density_at(step, total, target, s.anneal_start, s.anneal_end)
   return Densities(hidden=at(s.target_density), embed=at(s.embed_density))
 

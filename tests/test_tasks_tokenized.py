@@ -17,6 +17,7 @@ from sparse_gpt import tasks
 from sparse_gpt import tokenizer
 from sparse_gpt.errors import UserError
 from sparse_gpt.tasks import cli
+from sparse_gpt.tasks import compare
 from sparse_gpt.tasks import evaluate
 from sparse_gpt.tasks import pairs_file
 from sparse_gpt.tasks import registry
@@ -229,6 +230,38 @@ def test_report_scores_shows_and_reads_pairs_files(tok, tmp_path):
   assert shown.count("\n[") == 4 and "    correct " in shown
   path = _write(tmp_path, [_record(QUOTES.prompt_a, "')", '")')])
   assert "\nmine " in cli.report(run, pairs=str(path))
+
+
+def test_comparison_lines_up_tasks_and_counts_the_solved():
+  sparse = [evaluate.TaskResult("a", 2, 0.3, 0.85, "ok"),
+            evaluate.TaskResult("bb", 2, 0.5, 0.5, "ok")]
+  dense = [evaluate.TaskResult("a", 2, 0.2, 0.95, "ok"),
+           evaluate.TaskResult("bb", 0, None, None, "not posable: x")]
+  assert compare.format_comparison(["sparse", "dense_run"], [sparse, dense]) == (
+      "task                             sparse      dense_run\n"
+      "                          loss accuracy  loss accuracy\n"
+      "a                          0.3000 0.850   0.2000 0.950\n"
+      "bb                         0.5000 0.500              -\n"
+      "solved (accuracy >= 0.9)              0              1")
+
+
+def test_compare_report_scores_each_run_on_the_same_pairs(tok):
+  prefers_single, prefers_double = _FakeRun(tok), _FakeRun(tok)
+  prefers_double.params = np.zeros_like(prefers_double.params)
+  prefers_double.params[:, _id(tok, '")')] = 1.0
+  prefers_double.step = 9
+  runs = {"single": prefers_single, "double": prefers_double}
+  text = cli.compare_report(runs, task="single_double_quote", n_pairs=3).splitlines()
+  assert text[0] == "split heldout, seed 0, full models"
+  assert text[1].split() == ["task", "single", "(step", "7)", "double", "(step", "9)"]
+  # Each model is right on exactly the half of the pairs whose answer it prefers.
+  assert text[3].split() == ["single_double_quote", "0.8133", "0.500", "0.8133", "0.500"]
+  as_json = json.loads(cli.compare_report(runs, task="single_double_quote", n_pairs=3,
+                                          as_json=True))
+  assert [(r["workdir"], r["step"]) for r in as_json["runs"]] == [("single", 7),
+                                                                   ("double", 9)]
+  with pytest.raises(tasks.TaskError, match="--compare"):
+    cli.main("runs/a", show=2, compare=("runs/b",))
 
 
 def test_cli_lists_and_rejects(tmp_path):

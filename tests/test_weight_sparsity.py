@@ -56,6 +56,12 @@ def test_density_schedule_ends_and_middle():
   assert at(middle) == pytest.approx((1 + 0.0625) / 2)
 
 
+def test_a_dense_run_reports_density_one_throughout():
+  c = config.defaults()
+  c.sparsity.enabled = False
+  assert ws.densities_at(c.train.steps // 2, c) == (1.0, 1.0)
+
+
 def test_learning_rate_factor_is_one_at_final_density():
   c = config.defaults()
   c.train.update(steps=1000, warmup=0.01, learning_rate=1.0)

@@ -102,6 +102,12 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   wd = workdir_lib.path(workdir)
   if is_main:
     workdir_lib.save_or_check_config(workdir, cfg)
+  finished = wd / "summary.json"
+  if finished.exists():  # rerunning a finished `make demo` must not overwrite its summary
+    summary = json.loads(finished.read_text())
+    if summary["step"] == cfg.train.steps:
+      progress.say(f"Already trained to step {summary['step']}; its summary:")
+      return summary
   corpus = tokenized.prepare(cfg.data)
   if is_main:
     (wd / "tokenizer.json").write_bytes((corpus.directory / "tokenizer.json").read_bytes())

@@ -43,6 +43,14 @@ def test_summary_reports_losses_and_exact_densities(corpus, tmp_path):
   assert on_disk["val_loss"] == summary["val_loss"]
 
 
+def test_rerunning_a_finished_run_returns_its_summary_untouched(corpus, tmp_path):
+  cfg = tiny_setup.tiny_config(*corpus)
+  first = train.train(cfg, str(tmp_path))
+  written = (tmp_path / "summary.json").read_text()
+  assert train.train(cfg, str(tmp_path)) == first
+  assert (tmp_path / "summary.json").read_text() == written
+
+
 def test_a_relative_workdir_trains_and_checkpoints(corpus, tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # `make demo` passes runs/demo
   train.train(tiny_setup.tiny_config(*corpus, steps=4), "runs/demo")

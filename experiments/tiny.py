@@ -19,7 +19,10 @@ def get_config():
   c.sparsity.embed_density = 1 / 2
   c.train.steps = 1000
   c.train.batch_size = 32
-  c.train.learning_rate = 1e-2
+  # Swept at 1000 steps (validation loss; held-out tasks at >= 90% accuracy):
+  # 5e-3: 3.676 (0), 1e-2: 3.569 (1), 2e-2: 3.478 (1), 4e-2: 3.467 (3), 8e-2: 3.454 (6).
+  # The dense baseline's best is 3e-3 (docs/tiny_results.md).
+  c.train.learning_rate = 8e-2
   # The released code's rule: on this small model the gradient RMS is ~5e-4, and with
   # Adam's eps of 0.1, clipping alone would shrink every step ~200x.
   c.train.grad_rms_mode = "rescale"

@@ -1,22 +1,21 @@
 """The model: causality, parameter count, AbsTopK, and the node hooks."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from experiments import paper
+import tiny_setup
 from sparse_gpt import config
 from sparse_gpt import model
 from sparse_gpt.activation_sparsity import abs_topk
 
 
-def _small(**model_overrides):
-  c = config.defaults()
-  c.model.update(n_layer=2, d_model=32, n_head=2, d_head=8, d_mlp=64, n_ctx=16)
-  c.model.update(**model_overrides)
-  c.data.vocab_size = 300
-  return c
+_small = functools.partial(tiny_setup.model_config, n_layer=2, d_model=32, n_head=2,
+                           d_head=8, d_mlp=64, n_ctx=16)
 
 
 def test_paper_ef1_parameter_count_matches_method():

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import tiny_setup
 from sparse_gpt import checkpoints
-from sparse_gpt import config
 from sparse_gpt import model
 from sparse_gpt import param_kinds
 from sparse_gpt import run_io
@@ -42,10 +42,8 @@ _MEAN_WINDOWS = 16
 
 
 def _config():
-  c = config.defaults()
-  c.model.update(n_layer=1, d_model=8, n_head=2, d_head=4, d_mlp=16, n_ctx=16,
-                 attn_sink=False, abstopk_at="none")
-  c.data.vocab_size = 257
+  c = tiny_setup.model_config(vocab_size=257, n_layer=1, d_model=8, n_head=2, d_head=4,
+                              d_mlp=16, n_ctx=16, attn_sink=False, abstopk_at="none")
   c.sparsity.enabled = False
   return c
 

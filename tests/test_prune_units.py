@@ -1,13 +1,15 @@
 """Pruning's parts on their own: the surrogate gradient, bisection, node layout, edges,
 calibration, nulls, and the launcher's errors."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sparse_gpt import config
+import tiny_setup
 from sparse_gpt import model
 from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import calibrate
@@ -22,12 +24,8 @@ from sparse_gpt.pruning.surrogate import heaviside
 from sparse_gpt.tasks.loss import binary_loss
 
 
-def _model_cfg(**overrides):
-  c = config.defaults()
-  c.model.update(n_layer=2, d_model=8, n_head=2, d_head=4, d_mlp=16, n_ctx=16)
-  c.model.update(**overrides)
-  c.data.vocab_size = 300
-  return c
+_model_cfg = functools.partial(tiny_setup.model_config, n_layer=2, d_model=8, n_head=2,
+                               d_head=4, d_mlp=16, n_ctx=16)
 
 
 class HeavisideTest(chex.TestCase):

@@ -7,6 +7,7 @@ import numpy as np
 import optax
 import pytest
 
+import tiny_setup
 from sparse_gpt import config
 from sparse_gpt import model
 from sparse_gpt import optim
@@ -75,9 +76,8 @@ def test_learning_rate_factor_is_one_at_final_density():
 
 
 def test_optimizer_step_leaves_exact_counts_and_dense_extras():
-  c = config.defaults()
-  c.model.update(n_layer=1, d_model=32, n_head=2, d_head=16, d_mlp=64, n_ctx=8)
-  c.data.vocab_size = 300
+  c = tiny_setup.model_config(n_layer=1, d_model=32, n_head=2, d_head=16, d_mlp=64,
+                              n_ctx=8)
   c.train.steps = 4
   c.sparsity.update(target_density=0.125, embed_density=0.5, anneal_start=0.0,
                     anneal_end=0.25)  # the final density from step 1 on

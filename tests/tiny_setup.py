@@ -20,13 +20,19 @@ def write_corpus(directory: pathlib.Path) -> pathlib.Path:
   return directory
 
 
-def tiny_config(corpus: pathlib.Path, cache: pathlib.Path, **train):
+def model_config(vocab_size: int = 300, **model):
+  """The default config with these model sizes: for tests that build a model, not a run."""
   c = config.defaults()
+  c.model.update(**model)
+  c.data.vocab_size = vocab_size
+  return c
+
+
+def tiny_config(corpus: pathlib.Path, cache: pathlib.Path, **train):
+  c = model_config(320, n_layer=1, d_model=32, n_head=2, d_head=16, d_mlp=64, n_ctx=32)
   c.data.corpus = str(corpus)
   c.data.cache_dir = str(cache)
-  c.data.vocab_size = 320
   c.data.val_fraction = 0.2
-  c.model.update(n_layer=1, d_model=32, n_head=2, d_head=16, d_mlp=64, n_ctx=32)
   c.sparsity.update(target_density=0.25, embed_density=0.5, anneal_start=0.0,
                     anneal_end=0.5)
   c.train.update(steps=8, batch_size=4, log_every=1, eval_every=4, eval_batches=2,

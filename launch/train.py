@@ -5,10 +5,12 @@ On a cluster every process runs the same command; see docs/scale_out.md.
 
 from absl import app
 from absl import flags
+import jax
 from ml_collections import config_flags
 
 from launch import common
 from sparse_gpt import distributed
+from sparse_gpt import report
 from sparse_gpt import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", "experiments/tiny.py", "Run config.")
@@ -26,7 +28,9 @@ def main(argv):
 
   def start_and_train():
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    train.train(_CONFIG.value, _WORKDIR.value)
+    summary = train.train(_CONFIG.value, _WORKDIR.value)
+    if jax.process_index() == 0:
+      print(report.training_summary(summary))
 
   common.run(start_and_train)
 

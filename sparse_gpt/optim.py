@@ -17,11 +17,9 @@ def learning_rate(step, cfg: ml_collections.ConfigDict):
   t = cfg.train
   warmup = max(1, round(t.warmup * t.steps))
   shape = jnp.minimum((step + 1) / warmup, jnp.maximum(0.0, (t.steps - step) / max(1, t.steps - warmup)))
-  lr = t.learning_rate * shape
-  if cfg.sparsity.enabled:
-    hidden = weight_sparsity.densities_at(step, cfg).hidden
-    lr = lr * jnp.sqrt(cfg.sparsity.target_density / hidden)
-  return lr
+  # densities_at is 1 throughout a dense run, so the factor is 1 there.
+  final, now = (weight_sparsity.densities_at(s, cfg).hidden for s in (t.steps, step))
+  return t.learning_rate * shape * jnp.sqrt(final / now)
 
 
 def make(cfg: ml_collections.ConfigDict, params) -> optax.GradientTransformation:

@@ -103,11 +103,11 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   if is_main:
     workdir_lib.save_or_check_config(workdir, cfg)
   finished = wd / "summary.json"
-  if finished.exists():  # rerunning a finished `make demo` must not overwrite its summary
-    summary = json.loads(finished.read_text())
-    if summary["step"] == cfg.train.steps:
-      progress.say(f"Already trained to step {summary['step']}; its summary:")
-      return summary
+  # Written only at train.steps, which a resumed run cannot change: the run is done, and
+  # a rerun (of `make demo`, say) must not overwrite its summary with an empty one.
+  if finished.exists():
+    progress.say(f"{workdir} is already trained to step {cfg.train.steps}.")
+    return json.loads(finished.read_text())
   corpus = tokenized.prepare(cfg.data)
   if is_main:
     (wd / "tokenizer.json").write_bytes((corpus.directory / "tokenizer.json").read_bytes())

@@ -22,7 +22,11 @@ class Calibration(NamedTuple):
 
   def margins(self, correct_B, incorrect_B, correct_ids_B, incorrect_ids_B):
     """The calibrated (correct, incorrect) candidate logits."""
-    shift = lambda ids: jnp.asarray([self.shift.get(int(i), 0.0) for i in ids])
+    if not self.shift:
+      return self.scale * correct_B, self.scale * incorrect_B
+    # One host copy of the ids, not a device read per element.
+    shift = lambda ids: jnp.asarray([self.shift.get(i, 0.0) for i in np.asarray(ids).tolist()],
+                                    jnp.float32)
     return (self.scale * correct_B + shift(correct_ids_B),
             self.scale * incorrect_B + shift(incorrect_ids_B))
 

@@ -45,9 +45,8 @@ def _one(run, data: pipeline.TaskData, cfg, say) -> str:
   return f"{render.summary(c)}\n\n{render.text(c)}\n\nwrote {path}"
 
 
-def prune_solved(run, cfg=None, say=progress.say) -> list[str]:
+def prune_solved(run, cfg, say=progress.say) -> list[str]:
   """Prunes and saves every registered task the model solves; one line per task."""
-  cfg = cfg or config_lib.defaults()
   lines = []
   for name in registry.names():
     try:
@@ -66,13 +65,6 @@ def prune_solved(run, cfg=None, say=progress.say) -> list[str]:
   return lines
 
 
-def demo_lines(workdir: str, cfg=None) -> list[str]:
-  """For `make demo`: prunes every task the run in `workdir` solves, one line per task.
-
-  By default without the null baselines, which would double the time; the held-out and
-  necessity checks still run.
-  """
-  if cfg is None:
-    cfg = config_lib.defaults()
-    cfg.null_steps = 0
+def demo_lines(workdir: str, cfg) -> list[str]:
+  """For `make demo`: prunes every task the run in `workdir` solves, one line per task."""
   return prune_solved(run_io.load_run(workdir), cfg)

@@ -127,8 +127,7 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
         f"{full_loss:.4f}; training {len(cfg.k_coefs) * len(cfg.seeds)} mask run(s) x "
         f"{cfg.steps} steps over {layout.n_nodes} nodes")
 
-  keep_N, runs = _sweep(subject, train, fill, cfg, clock)
-  best = min(runs, key=lambda r: (r["circuit_nodes"], r["circuit_loss"]))
+  keep_N, runs, best = _sweep(subject, train, fill, cfg, clock)
   clock(f"smallest circuit: {best['circuit_nodes']} nodes, loss {best['circuit_loss']:.4f}")
 
   calibration = calibrate.IDENTITY
@@ -158,10 +157,11 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   return c
 
 
-def _sweep(subject: Subject, train: Pairs, fill, cfg, clock) -> tuple[jax.Array, list]:
+def _sweep(subject: Subject, train: Pairs, fill, cfg,
+           clock) -> tuple[jax.Array, list[dict], dict]:
   """Trains every (k_coef, seed) run at once and sizes each circuit exactly.
 
-  Returns the smallest circuit's keep_N and a summary of every run.
+  Returns the smallest circuit's keep_N, a summary of every run, and the smallest's.
   """
   layout = subject.layout
   specs = optimize.runs(cfg.k_coefs, cfg.seeds)
@@ -181,7 +181,7 @@ def _sweep(subject: Subject, train: Pairs, fill, cfg, clock) -> tuple[jax.Array,
                  "circuit_nodes": _count(keep_N), "circuit_loss": loss})
   best = min(range(len(runs)), key=lambda r: (runs[r]["circuit_nodes"],
                                               runs[r]["circuit_loss"]))
-  return circuits[best], runs
+  return circuits[best], runs, runs[best]
 
 
 def _reinitialised(run, layout: Layout, cfg) -> Subject:

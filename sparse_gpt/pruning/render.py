@@ -2,10 +2,8 @@
 
 import collections
 
+from sparse_gpt import config as config_lib
 from sparse_gpt.pruning.circuit import Circuit
-
-_LOCATION_ORDER = ("attn.in", "attn.q", "attn.k", "attn.v", "attn.out", "mlp.in",
-                   "mlp.neuron", "mlp.out")
 
 
 def _fmt(x) -> str:
@@ -53,7 +51,7 @@ def text(c: Circuit) -> str:
     into[e.target].append(e)
   lines = [f"{c.task['name']}: {len(c.nodes)} nodes, {len(c.edges)} edges"]
   order = sorted(range(len(c.nodes)), key=lambda i: (
-      c.nodes[i].layer, _LOCATION_ORDER.index(c.nodes[i].location), c.nodes[i].index))
+      c.nodes[i].layer, config_lib.LOCATIONS.index(c.nodes[i].location), c.nodes[i].index))
   layer = None
   for i in order:
     node = c.nodes[i]

@@ -3,13 +3,12 @@
 Usage: python -m benchmarks.run
 """
 
-import importlib
-import importlib.util
 import json
 import time
 
 import jax
 
+from benchmarks import prune_speed
 from benchmarks import train_throughput
 
 
@@ -44,12 +43,9 @@ def main():
   print(f"targets: weight+activation-sparse >= 0.8x dense: "
         f"{figures['sparse_over_dense'] >= 0.8}; dense MFU >= 50%: "
         f"{figures['dense_mfu'] >= 0.5}")
-  if importlib.util.find_spec("benchmarks.prune_speed") is None:
-    print("benchmarks.prune_speed does not exist yet: pruning speed not measured.")
-  else:
-    prune = importlib.import_module("benchmarks.prune_speed").measure()
-    print(f"pruning: {prune}")
-    figures.update(prune)
+  prune = prune_speed.measure()
+  print(f"pruning: {prune}")
+  figures.update(prune)
   figures["bench_seconds"] = time.perf_counter() - start
   print(json.dumps({k: round(v, 4) if isinstance(v, float) else v
                     for k, v in figures.items()}))

@@ -16,7 +16,7 @@ from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning.calibrate import Calibration
 from sparse_gpt.pruning.objective import Pairs
-from sparse_gpt.pruning.subject import Subject
+from sparse_gpt.pruning.subject import Subject, scored
 
 CHANCE = math.log(2)
 
@@ -26,8 +26,9 @@ def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: 
   """Losses on held-out pairs: full model, circuit (raw, calibrated), necessity, zero."""
   fill = subject.fill(heldout)
   full, full_acc = subject.loss(subject.everything(), heldout, fill)
-  raw, _ = subject.loss(keep_N, heldout, fill)
-  calibrated, accuracy = subject.loss(keep_N, heldout, fill, calibration)
+  logits = subject.candidates(keep_N, heldout, fill)
+  raw, _ = scored(logits, heldout)
+  calibrated, accuracy = scored(logits, heldout, calibration)
   necessity, _ = subject.loss(1.0 - keep_N, heldout, fill)
   zero, _ = subject.loss(keep_N, heldout, subject.fill(heldout, "zero"))
   return {

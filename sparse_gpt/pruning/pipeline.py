@@ -25,7 +25,7 @@ from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.pruning.objective import Pairs, pair_rows
-from sparse_gpt.pruning.subject import Subject
+from sparse_gpt.pruning.subject import Subject, scored
 from sparse_gpt.tasks import pairs_file
 from sparse_gpt.tasks import registry
 from sparse_gpt.tasks import resolve
@@ -130,11 +130,12 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   keep_N, runs, best = _sweep(subject, train, fill, cfg, clock)
   clock(f"smallest circuit: {best['circuit_nodes']} nodes, loss {best['circuit_loss']:.4f}")
 
+  logits = subject.candidates(keep_N, train, fill)
   calibration = calibrate.IDENTITY
   if cfg.calibrate:
-    calibration = calibrate.fit(*subject.candidates(keep_N, train, fill), train.correct_B,
-                                train.incorrect_B, cfg.calibration_steps)
-  calibrated, accuracy = subject.loss(keep_N, train, fill, calibration)
+    calibration = calibrate.fit(*logits, train.correct_B, train.incorrect_B,
+                                cfg.calibration_steps)
+  calibrated, accuracy = scored(logits, train, calibration)
   metrics = {"target_loss": cfg.target_loss,
              "train": {"full_model_loss": full_loss, "circuit_loss": calibrated,
                        "circuit_loss_raw": best["circuit_loss"],

@@ -25,6 +25,16 @@ def _fill(kind, graphdef, layout, params, means_N, tokens_BxL):
   return ablation_lib.fill(kind, graphdef, params, layout, means_N, tokens_BxL)
 
 
+def scored(candidates, pairs: objective.Pairs,
+           calibration: Calibration = IDENTITY) -> tuple[float, float]:
+  """(task loss, accuracy) of Subject.candidates' logits, calibrated if given: one forward
+  serves a circuit's raw and calibrated scores."""
+  correct_B, incorrect_B = calibration.margins(*candidates, pairs.correct_B,
+                                               pairs.incorrect_B)
+  loss, accuracy = loss_lib.binary_loss(correct_B, incorrect_B)
+  return float(loss), float(accuracy)
+
+
 @dataclasses.dataclass(frozen=True)
 class Subject:
   """Scores the model with any set of nodes ablated; the programs are compiled once."""
@@ -47,10 +57,7 @@ class Subject:
   def loss(self, keep_N, pairs: objective.Pairs, fill: jax.Array,
            calibration: Calibration = IDENTITY) -> tuple[float, float]:
     """(task loss, accuracy) on `pairs`, with the logits calibrated if given."""
-    correct_B, incorrect_B = calibration.margins(
-        *self.candidates(keep_N, pairs, fill), pairs.correct_B, pairs.incorrect_B)
-    loss, accuracy = loss_lib.binary_loss(correct_B, incorrect_B)
-    return float(loss), float(accuracy)
+    return scored(self.candidates(keep_N, pairs, fill), pairs, calibration)
 
   def everything(self) -> jax.Array:
     """keep_N of the full model."""

@@ -7,6 +7,7 @@ anything compiles, so a bad value fails fast with the name of its key.
 import math
 
 import ml_collections
+import numpy as np
 
 from sparse_gpt.errors import ConfigError
 
@@ -39,6 +40,11 @@ def defaults() -> ml_collections.ConfigDict:
   c.model.abstopk_at = "all"  # "all", "none", or a comma list of LOCATIONS
   c.model.remat = False  # recompute each block's activations in the backward pass
   c.model.compute_dtype = "float32"  # "bfloat16": bf16 matmuls, fp32 master weights
+  # The reference computes the exact (erf) GELU and RMSNorm with float32's machine
+  # epsilon; with AbsTopK everywhere the tanh GELU and eps 1e-5 change which entries
+  # survive. "tanh" and 1e-5 reproduce models trained before they were the defaults.
+  c.model.gelu = "exact"  # "exact" (erf) or "tanh" (the approximation)
+  c.model.norm_eps = float(np.finfo(np.float32).eps)  # 1.1920929e-07
 
   c.sparsity = ml_collections.ConfigDict()
   c.sparsity.enabled = True
@@ -109,6 +115,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
          f"of {', '.join(LOCATIONS)}")
   _check(m.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
          m.compute_dtype, "must be 'float32' or 'bfloat16'")
+  _check(m.gelu in ("exact", "tanh"), "model.gelu", m.gelu, "must be 'exact' or 'tanh'")
+  _check(isinstance(m.norm_eps, float) and 0 < m.norm_eps < 1, "model.norm_eps",
+         m.norm_eps, "must be a float in (0, 1)")
   for key in ("target_density", "embed_density"):
     _check(0 < s[key] <= 1, f"sparsity.{key}", s[key], "must be in (0, 1]")
   _check(0 <= s.anneal_start < s.anneal_end <= 1, "sparsity.anneal_end", s.anneal_end,

@@ -8,7 +8,7 @@ Node locations of layer i, in forward order (each a vector of scalar nodes):
   "{i}.attn.q/k/v" [H*K]  query/key/value channels, node h*K + c is head h channel c
   "{i}.attn.out"   [D]    the attention block's write to the residual stream
   "{i}.mlp.in"     [D]    residual stream after the MLP RMSNorm
-  "{i}.mlp.neuron" [F]    MLP neurons after the GELU
+  "{i}.mlp.neuron" [F]    MLP neurons after the GELU (exact erf by default)
   "{i}.mlp.out"    [D]    the MLP block's write to the residual stream
 At each location AbsTopK activation sparsity runs first (if on there), then an edit,
 then recording: so an intervention sees what the model computes.
@@ -61,12 +61,13 @@ def _normal(std: float):
 class RMSNorm(nnx.Module):
   """No mean subtraction, so a zero residual channel stays zero."""
 
-  def __init__(self, d: int):
+  def __init__(self, d: int, eps: float):
+    self.eps = eps
     self.gain = nnx.Param(jnp.ones((d,), jnp.float32))
 
   def __call__(self, x_BxLxD):
     x32 = x_BxLxD.astype(jnp.float32)
-    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + 1e-5)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
     return (normed * self.gain[...]).astype(x_BxLxD.dtype)
 
 
@@ -114,12 +115,13 @@ class Attention(nnx.Module):
 class Mlp(nnx.Module):
 
   def __init__(self, cfg, layer: int, rngs: nnx.Rngs):
-    self.layer = layer
+    self.layer, self.approximate_gelu = layer, cfg.gelu == "tanh"
     self.up = _linear(cfg.d_model, cfg.d_mlp, 0.02, cfg, rngs)
     self.down = _linear(cfg.d_mlp, cfg.d_model, 0.02 / math.sqrt(2 * cfg.n_layer), cfg, rngs)
 
   def __call__(self, x_BxLxD, hooks: Hooks):
-    h_BxLxF = hooks(f"{self.layer}.mlp.neuron", jax.nn.gelu(self.up(x_BxLxD)))
+    h_BxLxF = jax.nn.gelu(self.up(x_BxLxD), approximate=self.approximate_gelu)
+    h_BxLxF = hooks(f"{self.layer}.mlp.neuron", h_BxLxF)
     return hooks(f"{self.layer}.mlp.out", self.down(h_BxLxF))
 
 
@@ -127,8 +129,8 @@ class Block(nnx.Module):
 
   def __init__(self, cfg, layer: int, rngs: nnx.Rngs):
     self.layer = layer
-    self.attn_norm, self.attn = RMSNorm(cfg.d_model), Attention(cfg, layer, rngs)
-    self.mlp_norm, self.mlp = RMSNorm(cfg.d_model), Mlp(cfg, layer, rngs)
+    self.attn_norm, self.attn = RMSNorm(cfg.d_model, cfg.norm_eps), Attention(cfg, layer, rngs)
+    self.mlp_norm, self.mlp = RMSNorm(cfg.d_model, cfg.norm_eps), Mlp(cfg, layer, rngs)
 
   def __call__(self, x_BxLxD, hooks: Hooks):
     x_BxLxD = x_BxLxD + self.attn(hooks(f"{self.layer}.attn.in", self.attn_norm(x_BxLxD)), hooks)
@@ -146,7 +148,7 @@ class Transformer(nnx.Module):
     self.pos_embed = (nnx.Embed(cfg.n_ctx, cfg.d_model, embedding_init=_normal(0.02), rngs=rngs)
                       if cfg.pos_embedding else None)
     self.blocks = nnx.List([Block(cfg, i, rngs) for i in range(cfg.n_layer)])
-    self.final_norm = RMSNorm(cfg.d_model)
+    self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
     self.unembed = _linear(cfg.d_model, vocab, 0.02, cfg, rngs, bias=False)
     self.bigram = (nnx.Param(jax.random.uniform(rngs.params(), (vocab, vocab), maxval=0.02))
                    if cfg.bigram else None)

@@ -41,20 +41,32 @@ def _flat(d: dict, prefix: str = "") -> dict:
   return out
 
 
+# Keys added after runs were saved without them, with the value those runs computed with.
+_BEFORE_THE_KEY = {"model.gelu": "tanh", "model.norm_eps": 1e-5}
+
+
+def _saved_config(f: epath.Path) -> dict:
+  saved = json.loads(f.read_text())
+  for key, value in _BEFORE_THE_KEY.items():
+    section, name = key.split(".")
+    saved.get(section, {}).setdefault(name, value)
+  return saved
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   f = path(workdir) / "config.json"
   if not f.exists():
     raise CheckpointError(f"{workdir} holds no run (no config.json). Train one with "
                           f"python -m launch.train --config=experiments/tiny.py "
                           f"--workdir={workdir}")
-  return ml_collections.ConfigDict(json.loads(f.read_text()))
+  return ml_collections.ConfigDict(_saved_config(f))
 
 
 def save_or_check_config(workdir: str, cfg: ml_collections.ConfigDict) -> None:
   """Saves the config of a new run; for a resumed run, refuses a changed trajectory."""
   f = path(workdir) / "config.json"
   if f.exists():
-    old, new = _flat(json.loads(f.read_text())), _flat(json.loads(cfg.to_json()))
+    old, new = _flat(_saved_config(f)), _flat(json.loads(cfg.to_json()))
     changed = sorted(k for k in old.keys() | new.keys()
                      if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
     if changed:

@@ -1,6 +1,7 @@
 """The model: causality, parameter count, AbsTopK, and the node hooks."""
 
 import functools
+import math
 
 import chex
 import jax
@@ -102,3 +103,42 @@ def test_last_position_logits_match_full_logits():
   full = model.forward(graphdef, params, tokens)[0]
   at = model.forward(graphdef, params, tokens, positions_B=positions)[0]
   np.testing.assert_allclose(at, full[jnp.arange(3), positions], rtol=1e-6)
+
+
+def _erf_gelu(x):
+  return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+def test_reference_function_exact_gelu_and_float32_epsilon():
+  """The defaults compute what OpenAI's reference computes: erf GELU, RMSNorm + 2**-23."""
+  c = _small(abstopk_at="none")
+  assert (c.model.gelu, c.model.norm_eps) == ("exact", 2.0**-23)
+  graphdef, params = model.init(c, jax.random.key(0))
+  # Pre-activations of order 1, where the tanh approximation is off by up to 4.7e-4.
+  kernel = params["blocks"][0]["mlp"]["up"]["kernel"]
+  kernel[...] = kernel[...] * 60.0
+  tokens = jnp.array([[3, 4, 5, 6, 7, 8]])
+  _, rec = model.forward(graphdef, params, tokens, record=("0.attn.in", "0.mlp.in",
+                                                           "0.mlp.neuron"))
+  x = np.asarray(params["embed"]["embedding"][...], np.float64)[np.asarray(tokens)]
+  ms = np.mean(x * x, -1, keepdims=True)  # residual RMS ~0.02: eps matters at 1%
+  np.testing.assert_allclose(rec["0.attn.in"], x / np.sqrt(ms + 2.0**-23), rtol=2e-6)
+  old_eps = x / np.sqrt(ms + 1e-5)
+  assert np.max(np.abs(old_eps / np.asarray(rec["0.attn.in"]) - 1)) > 5e-3
+  up = params["blocks"][0]["mlp"]["up"]
+  pre = (np.asarray(rec["0.mlp.in"], np.float64) @ np.asarray(up["kernel"][...], np.float64)
+         + np.asarray(up["bias"][...], np.float64))
+  assert np.max(np.abs(pre)) > 1.0
+  np.testing.assert_allclose(rec["0.mlp.neuron"], _erf_gelu(pre), rtol=1e-5, atol=1e-6)
+  tanh_gap = np.max(np.abs(_erf_gelu(pre) - np.asarray(jax.nn.gelu(pre, approximate=True))))
+  assert tanh_gap > 1e-4  # so the check above tells the two apart
+
+
+def test_tanh_gelu_and_old_epsilon_stay_available():
+  c = _small(abstopk_at="none", gelu="tanh", norm_eps=1e-5)
+  graphdef, params = model.init(c, jax.random.key(0))
+  tokens = jnp.array([[3, 4, 5]])
+  _, rec = model.forward(graphdef, params, tokens, record=("0.attn.in",))
+  x = np.asarray(params["embed"]["embedding"][...], np.float64)[np.asarray(tokens)]
+  np.testing.assert_allclose(rec["0.attn.in"],
+                             x / np.sqrt(np.mean(x * x, -1, keepdims=True) + 1e-5), rtol=2e-6)

@@ -1,17 +1,41 @@
-"""The `make demo` job: python -m launch.demo --workdir=runs/demo"""
+"""The `make demo` job: python -m launch.demo --workdir=runs/demo
+
+Trains experiments/tiny.py (resuming if interrupted), then reports what it learned.
+"""
 
 from absl import app
 from absl import flags
 
+from experiments import tiny
 from launch import common
-from sparse_gpt import demo
+from launch import prune_cli
+from launch import tasks_cli
+from sparse_gpt import report
+from sparse_gpt import run_io
+from sparse_gpt import train
+from sparse_gpt.pruning import config as prune_config
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where the demo run goes.")
 
 
+def run_demo(workdir: str) -> None:
+  print(f"== Training experiments/tiny.py into {workdir} (rerun to resume)", flush=True)
+  summary = train.train(tiny.get_config(), workdir)
+  print(report.training_summary(summary), flush=True)
+  print("\n== The twenty tasks, held-out pairs (python -m launch.tasks "
+        f"--workdir={workdir})", flush=True)
+  print(tasks_cli.report(run_io.load_run(workdir)), flush=True)
+  cfg = prune_config.defaults()  # the paper's target task loss, 0.15
+  cfg.null_steps = 0  # the null baselines double the time; launch.prune runs them
+  print(f"\n== Circuits for every task the model solves to task loss {cfg.target_loss} "
+        f"(python -m launch.prune --workdir={workdir} --task=all)", flush=True)
+  for line in prune_cli.demo_lines(workdir, cfg):
+    print(line, flush=True)
+
+
 def main(argv):
   del argv
-  common.run(lambda: demo.run_demo(_WORKDIR.value))
+  common.run(lambda: run_demo(_WORKDIR.value))
 
 
 if __name__ == "__main__":

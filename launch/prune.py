@@ -12,7 +12,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from launch import common
-from sparse_gpt.pruning import cli
+from launch import prune_cli as cli
 from sparse_gpt.pruning import config
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir.")

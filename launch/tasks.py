@@ -10,7 +10,7 @@ from absl import app
 from absl import flags
 
 from launch import common
-from sparse_gpt.tasks import cli
+from launch import tasks_cli as cli
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained run's workdir.")
 _TASK = flags.DEFINE_string("task", "", "Score (or --show) only this task.")

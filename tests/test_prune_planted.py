@@ -23,7 +23,7 @@ from sparse_gpt import param_kinds
 from sparse_gpt import run_io
 from sparse_gpt import tokenizer as tokenizer_lib
 from sparse_gpt.pruning import circuit as circuit_lib
-from sparse_gpt.pruning import cli
+from launch import prune_cli as cli
 from sparse_gpt.pruning import config as prune_config
 from sparse_gpt.pruning import node_means
 from sparse_gpt.pruning import optimize

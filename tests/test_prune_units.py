@@ -13,7 +13,7 @@ import tiny_setup
 from sparse_gpt import model
 from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import calibrate
-from sparse_gpt.pruning import cli
+from launch import prune_cli as cli
 from sparse_gpt.pruning import config as prune_config
 from sparse_gpt.pruning import edges as edges_lib
 from sparse_gpt.pruning import exact_size

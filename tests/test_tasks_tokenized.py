@@ -16,7 +16,7 @@ import pytest
 from sparse_gpt import tasks
 from sparse_gpt import tokenizer
 from sparse_gpt.errors import UserError
-from sparse_gpt.tasks import cli
+from launch import tasks_cli as cli
 from sparse_gpt.tasks import compare
 from sparse_gpt.tasks import evaluate
 from sparse_gpt.tasks import pairs_file

@@ -9,12 +9,12 @@
 """
 
 import json
-import os
 import pathlib
 
 from etils import epath
 import ml_collections
 
+from sparse_gpt import storage
 from sparse_gpt.errors import CheckpointError
 
 # Keys that may change between a run and its resumption without changing its trajectory.
@@ -25,10 +25,7 @@ _RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.eval_batches
 
 
 def path(workdir: str) -> epath.Path:
-  """Local paths (made absolute: orbax refuses relative ones) and gs:// alike."""
-  if "://" in workdir:
-    return epath.Path(workdir)
-  return epath.Path(os.path.abspath(workdir))
+  return storage.path(workdir)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -32,6 +32,7 @@ from sparse_gpt.pruning import render
 from sparse_gpt.pruning.nodes import Layout, Node
 from sparse_gpt.pruning.subject import Subject
 from sparse_gpt.tasks import evaluate
+from sparse_gpt.tasks import resolve
 
 # One xdist worker runs the whole module, so the pruned fixture is built once.
 pytestmark = pytest.mark.xdist_group("prune_planted")
@@ -185,7 +186,7 @@ def test_vmapped_runs_equal_runs_one_by_one(pruned, planted):
   run, _ = planted
   cfg = _prune_config(batch_pairs=8)
   layout = Layout(run.config.model)
-  train = pipeline.padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
   means_N = node_means.compute(run.graphdef, run.params, layout, _windows(None, 8))
   problem = optimize.Problem(run.params, means_N, train)
   k_coefs, seeds = (1e-4, 1e-2), (0, 1)
@@ -205,7 +206,7 @@ def test_resample_ablation_takes_the_pair_partners_values(pruned, planted):
   run, _ = planted
   layout = Layout(run.config.model)
   subject = Subject(run.graphdef, run.params, layout, jnp.zeros(layout.n_nodes), "resample")
-  train = pipeline.padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
   fill = subject.fill(train)
   assert fill.shape == (len(train.last_B), train.tokens_BxL.shape[1], layout.n_nodes)
   planted_N = jnp.zeros(layout.n_nodes).at[jnp.array([layout.index(n) for n in PLANTED])

@@ -124,7 +124,7 @@ def logits_fn(c: Circuit, run, calibrated: bool = True):
   """(params, tokens_BxL) -> logits_BxLxV of the circuit, calibrated if it has one.
 
   For tasks.evaluate.make_scorer: scoring a task or pairs file with it scores the
-  circuit.
+  circuit. The calibration is Calibration.apply, as pruning applied it.
   """
   edits = edits_fn(c, run)
   calibration = c.calibration if calibrated else IDENTITY

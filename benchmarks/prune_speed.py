@@ -64,7 +64,7 @@ def _random_subject(cfg, workdir: str):
 def _full_model_loss(run, data) -> float:
   layout = Layout(run.config.model)
   zeros_N = jnp.zeros(layout.n_nodes)
-  train = pipeline.padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
   return Subject(run.graphdef, run.params, layout, zeros_N, "zero").loss(
       jnp.ones(layout.n_nodes), train, zeros_N)[0]
 
@@ -106,7 +106,7 @@ def _measure(workdir: str, task: str, scratch: str) -> dict:
   prune_cpu_seconds = time.process_time() - start
 
   layout = Layout(run.config.model)
-  train = pipeline.padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
   problem = optimize.Problem(run.params, jnp.zeros(layout.n_nodes), train)
   sweep = lambda r: lambda: optimize.train_masks(
       run.graphdef, layout, pcfg, problem, optimize.runs(np.geomspace(1e-5, 1e-3, r), (0,)),

@@ -32,6 +32,7 @@ from sparse_gpt.pruning import render
 from sparse_gpt.pruning.nodes import Layout, Node
 from sparse_gpt.pruning.subject import Subject
 from sparse_gpt.tasks import evaluate
+from sparse_gpt.tasks import resolve
 
 # One xdist worker runs the whole module, so the pruned fixture is built once.
 pytestmark = pytest.mark.xdist_group("prune_planted")
@@ -185,7 +186,7 @@ def test_vmapped_runs_equal_runs_one_by_one(pruned, planted):
   run, _ = planted
   cfg = _prune_config(batch_pairs=8)
   layout = Layout(run.config.model)
-  train = pipeline.padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
   means_N = node_means.compute(run.graphdef, run.params, layout, _windows(None, 8))
   problem = optimize.Problem(run.params, means_N, train)
   k_coefs, seeds = (1e-4, 1e-2), (0, 1)
@@ -205,10 +206,39 @@ def test_resample_ablation_takes_the_pair_partners_values(pruned, planted):
   run, _ = planted
   layout = Layout(run.config.model)
   subject = Subject(run.graphdef, run.params, layout, jnp.zeros(layout.n_nodes), "resample")
-  train = pipeline.padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
   fill = subject.fill(train)
   assert fill.shape == (len(train.last_B), train.tokens_BxL.shape[1], layout.n_nodes)
   planted_N = jnp.zeros(layout.n_nodes).at[jnp.array([layout.index(n) for n in PLANTED])
                                            ].set(1.0)
   assert subject.loss(planted_N, train, fill)[1] == 1.0
   assert subject.loss(1.0 - planted_N, train, fill)[1] == 0.0
+
+
+def test_a_pair_with_a_too_long_record_is_left_out_whole(planted, tmp_path):
+  """Pair 1's second record does not fit in n_ctx: the pair goes, every other pair keeps
+  its partner, and the circuit file and the output say what was left out."""
+  run, _ = planted
+  path = _pairs_file(tmp_path / "long.jsonl", 11, seed=2)
+  lines = path.read_text().splitlines()
+  record = json.loads(lines[3])
+  record["prompt"] = record["prompt"][:-1] + "c" * 20 + "q"
+  lines[3] = json.dumps(record)
+  path.write_text("\n".join(lines) + "\n")
+  tokens = [len(run.tokenizer.encode(json.loads(lines[i])["prompt"]).ids) for i in (2, 3)]
+  assert tokens[1] > run.config.model.n_ctx >= tokens[0]
+  cfg = _prune_config(steps=10, faithfulness=False)
+  data = pipeline.file_task(run, str(path), "long", cfg)
+  a, b = (run.tokenizer.token_to_id(ch) for ch in "ab")
+  for split in (data.train, data.heldout):  # a pair is an `a` prompt, then its `b` prompt
+    assert split.tokens_BxL[0::2, 0].tolist() == [a] * (len(split) // 2)
+    assert split.tokens_BxL[1::2, 0].tolist() == [b] * (len(split) // 2)
+  assert data.meta["train_pairs"] + data.meta["heldout_pairs"] == 10
+  said = []
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(node_means, "validation_windows", _windows)
+    cli.main(run.workdir, pairs=str(path), cfg=cfg, say=said.append)
+  c = circuit_lib.load(pipeline.circuit_path(run.workdir, "long"))
+  assert c.task["dropped_pairs"] == [{"pair": 1, "lines": [3, 4], "tokens": tokens}]
+  assert any(f"left out 1 pair(s) with a record longer than n_ctx=16 tokens: pair 1 "
+             f"(lines 3 and 4: {tokens[0]} and {tokens[1]} tokens)" in line for line in said)

@@ -19,9 +19,9 @@ from sparse_gpt.pruning import edges as edges_lib
 from sparse_gpt.pruning import exact_size
 from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning.nodes import Layout, Node
-from sparse_gpt.pruning.objective import Pairs
 from sparse_gpt.pruning.surrogate import heaviside
 from sparse_gpt.tasks.loss import binary_loss
+from sparse_gpt.tasks.resolve import TaskBatch
 
 
 _model_cfg = functools.partial(tiny_setup.model_config, n_layer=2, d_model=8, n_head=2,
@@ -111,7 +111,8 @@ def test_calibration_fits_scale_and_shift_and_never_hurts():
   incorrect = jnp.zeros(64)
   before = float(binary_loss(correct, incorrect)[0])
   cal = calibrate.fit(correct, incorrect, correct_ids, incorrect_ids, steps=16)
-  after = float(binary_loss(*cal.margins(correct, incorrect, correct_ids, incorrect_ids))[0])
+  after = float(binary_loss(cal.apply(correct, correct_ids),
+                            cal.apply(incorrect, incorrect_ids))[0])
   assert after < before - 0.05
   assert set(cal.shift) <= {7, 9} and cal.scale > 1
   logits = jnp.zeros((2, 3, 12)).at[..., 7].set(1.0)
@@ -120,8 +121,8 @@ def test_calibration_fits_scale_and_shift_and_never_hurts():
 
 def test_nonsense_labels_depend_only_on_the_last_token():
   tokens = jnp.array([[5, 1, 0], [6, 1, 0], [5, 2, 0], [6, 2, 0], [7, 3, 4]] * 8)
-  pairs = Pairs(tokens, jnp.array([1, 1, 1, 1, 2] * 8), jnp.array([10, 11, 10, 11, 10] * 8),
-                jnp.array([11, 10, 11, 10, 11] * 8))
+  pairs = TaskBatch(tokens, jnp.array([1, 1, 1, 1, 2] * 8),
+                    jnp.array([10, 11, 10, 11, 10] * 8), jnp.array([11, 10, 11, 10, 11] * 8))
   nonsense = nulls.nonsense_labels(pairs)
   last = np.asarray(tokens)[np.arange(40), np.asarray(pairs.last_B)]
   for t in set(last.tolist()):

@@ -153,6 +153,32 @@ def test_missing_pairs_file(tok, tmp_path):
     pairs_file.resolve_file(tmp_path / "absent.jsonl", tok, 64)
 
 
+def test_read_as_pairs_a_too_long_record_drops_its_whole_pair(tok, tmp_path):
+  """Pair 1's second record is too long: pair 1 goes, and pair 2 keeps its partner."""
+  long_prompt = QUOTES.prompt_b + " and more" * 20
+  lines = [_record(QUOTES.prompt_a, "')", '")'), _record(QUOTES.prompt_b, '")', "')"),
+           _record("if x", " ==", " ="), _record(long_prompt, " =", " =="),
+           _record("while y", " =", " =="), _record("while y ", " ==", " =")]
+  path = _write(tmp_path, lines)
+  n_ctx = 32
+  assert len(tok.encode(long_prompt).ids) > n_ctx >= len(tok.encode(QUOTES.prompt_b).ids)
+  batch, dropped = pairs_file.resolve_file_pairs(path, tok, n_ctx)
+  assert len(batch) == 4 and batch.n_dropped_length == 1
+  assert dropped == (pairs_file.DroppedPair(1, (3, 4), (len(tok.encode("if x").ids),
+                                                       len(tok.encode(long_prompt).ids))),)
+  # Each kept pair's rows are the file's records of that pair: its candidates swap.
+  np.testing.assert_array_equal(batch.correct_B, [_id(tok, "')"), _id(tok, '")'),
+                                                  _id(tok, " ="), _id(tok, " ==")])
+  np.testing.assert_array_equal(batch.incorrect_B.reshape(2, 2), batch.correct_B.reshape(
+      2, 2)[:, ::-1])
+  # Scored as sequences, the file loses only the long record.
+  assert len(pairs_file.resolve_file(path, tok, n_ctx)) == 5
+  with pytest.raises(tasks.TaskError, match="even number of records.*it has 5"):
+    pairs_file.resolve_file_pairs(_write(tmp_path, lines[:5]), tok, n_ctx)
+  with pytest.raises(tasks.TaskNotPosable, match="every one of its 1 pairs"):
+    pairs_file.resolve_file_pairs(_write(tmp_path, lines[2:4]), tok, n_ctx)
+
+
 def _bigram(tok):
   """Params of a fake model whose logits at a position are table[token]: it always
   prefers `')` to `")` by 1."""

@@ -31,6 +31,8 @@ def fill(ablation: str, graphdef: nnx.GraphDef, params: nnx.State, layout: Layou
     return jnp.asarray(means_N, jnp.float32)
   if ablation == "zero":
     return jnp.zeros(layout.n_nodes, jnp.float32)
+  if ablation != "resample":  # config and circuit files are checked: this is a bug
+    raise ValueError(f"unknown ablation {ablation!r}")
   if tokens_BxL.shape[0] % 2:
     raise ValueError("resample ablation needs whole minimal pairs (an even batch)")
   return partner_activations(graphdef, params, layout, tokens_BxL)

@@ -20,22 +20,23 @@ class Calibration(NamedTuple):
   scale: float
   shift: dict[int, float]  # token id -> shift; absent tokens are not shifted
 
-  def margins(self, correct_B, incorrect_B, correct_ids_B, incorrect_ids_B):
-    """The calibrated (correct, incorrect) candidate logits."""
-    if not self.shift:
-      return self.scale * correct_B, self.scale * incorrect_B
-    # One host copy of the ids, not a device read per element.
-    shift = lambda ids: jnp.asarray([self.shift.get(i, 0.0) for i in np.asarray(ids).tolist()],
-                                    jnp.float32)
-    return (self.scale * correct_B + shift(correct_ids_B),
-            self.scale * incorrect_B + shift(incorrect_ids_B))
+  def apply(self, logits: jax.Array, token_ids: jax.Array | None = None) -> jax.Array:
+    """scale * logits + the shift of each logit's token, in float32.
 
-  def apply(self, logits_BxLxV: jax.Array) -> jax.Array:
-    shift_V = jnp.zeros(logits_BxLxV.shape[-1], jnp.float32)
-    if self.shift:
-      ids = np.array(list(self.shift), np.int32)
-      shift_V = shift_V.at[ids].set(np.array(list(self.shift.values()), np.float32))
-    return self.scale * logits_BxLxV + shift_V
+    token_ids [same shape as logits] names each logit's token, as for the candidate
+    logits of a batch; None means the last axis is the vocabulary. Pruning calibrates
+    candidates and a saved circuit its full logits through this one rule.
+    """
+    if token_ids is None:
+      token_ids = jnp.arange(logits.shape[-1])
+    calibrated = self.scale * jnp.asarray(logits, jnp.float32)
+    if not self.shift:
+      return calibrated
+    tokens = sorted(self.shift)
+    tokens_S = jnp.array(tokens, jnp.int32)
+    shifts_S = jnp.array([self.shift[t] for t in tokens], jnp.float32)
+    slot = jnp.clip(jnp.searchsorted(tokens_S, token_ids), 0, tokens_S.size - 1)
+    return calibrated + jnp.where(tokens_S[slot] == token_ids, shifts_S[slot], 0.0)
 
 
 IDENTITY = Calibration(1.0, {})

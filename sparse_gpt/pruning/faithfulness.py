@@ -15,13 +15,13 @@ import jax.numpy as jnp
 from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning.calibrate import Calibration
-from sparse_gpt.pruning.objective import Pairs
 from sparse_gpt.pruning.subject import Subject, scored
+from sparse_gpt.tasks.resolve import TaskBatch
 
 CHANCE = math.log(2)
 
 
-def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: Pairs
+def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: TaskBatch
                    ) -> dict:
   """Losses on held-out pairs: full model, circuit (raw, calibrated), necessity, zero."""
   fill = subject.fill(heldout)
@@ -43,7 +43,7 @@ def _stack(*trees):
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-def null_sizes(subject: Subject, reinit: Subject, train: Pairs, cfg) -> dict:
+def null_sizes(subject: Subject, reinit: Subject, train: TaskBatch, cfg) -> dict:
   """Nodes each null needs to reach cfg.target_loss (None: not reached).
 
   The two nulls train side by side under one vmap, for cfg.null_steps steps, with the

@@ -10,6 +10,7 @@ If pruning reaches the target on a null nearly as easily as on the real task, th
 circuit says little about the model (METHOD.md section 9).
 """
 
+import dataclasses
 import hashlib
 
 import jax
@@ -18,10 +19,10 @@ import numpy as np
 
 from sparse_gpt import model
 from sparse_gpt import weight_sparsity
-from sparse_gpt.pruning.objective import Pairs
+from sparse_gpt.tasks.resolve import TaskBatch
 
 
-def nonsense_labels(pairs: Pairs, seed: int = 0) -> Pairs:
+def nonsense_labels(pairs: TaskBatch, seed: int = 0) -> TaskBatch:
   """`pairs` relabelled: the lower or higher candidate id wins by a hash of the last token."""
   last_tokens_B = np.asarray(pairs.tokens_BxL)[np.arange(len(pairs.last_B)),
                                                np.asarray(pairs.last_B)]
@@ -29,8 +30,8 @@ def nonsense_labels(pairs: Pairs, seed: int = 0) -> Pairs:
   lower_wins_B = jnp.asarray([bit(int(t)) for t in last_tokens_B], bool)
   low_B = jnp.minimum(pairs.correct_B, pairs.incorrect_B)
   high_B = jnp.maximum(pairs.correct_B, pairs.incorrect_B)
-  return pairs._replace(correct_B=jnp.where(lower_wins_B, low_B, high_B),
-                        incorrect_B=jnp.where(lower_wins_B, high_B, low_B))
+  return dataclasses.replace(pairs, correct_B=jnp.where(lower_wins_B, low_B, high_B),
+                             incorrect_B=jnp.where(lower_wins_B, high_B, low_B))
 
 
 def reinitialised_params(cfg, seed: int):

@@ -23,13 +23,15 @@ import optax
 from sparse_gpt.pruning import objective
 from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.pruning.surrogate import heaviside
+from sparse_gpt.tasks import loss as loss_lib
+from sparse_gpt.tasks import resolve
 
 
 class Problem(NamedTuple):
   """What a run prunes: a model, the fill of dropped nodes, and its training pairs."""
   params: nnx.State
   fill: jax.Array  # [n_nodes] or [B, L, n_nodes] (resample ablation, rows of `pairs`)
-  pairs: objective.Pairs
+  pairs: resolve.TaskBatch
 
 
 class RunSpec(NamedTuple):
@@ -81,14 +83,15 @@ def _train_one(graphdef, layout, cfg, steps, problem: Problem, k_coef, key) -> T
       pairs = pairs.rows(rows_B)
       fill = fill[rows_B] if per_row_fill else fill
     keep_N = layout.nodes_of(heaviside(tau_P, cfg.temperature))
-    task = objective.task_loss(graphdef, problem.params, layout, keep_N, fill, pairs)
+    last_BxV = objective.last_logits(graphdef, problem.params, layout, keep_N, fill, pairs)
+    task, _ = loss_lib.task_loss_at_last(last_BxV, pairs.correct_B, pairs.incorrect_B)
     kept = jnp.sum(keep_N)
     return task + k_coef * kept, (task, kept)
 
   def step(carry, t):
     tau_P, opt_state = carry
     pair_ids = jax.random.permutation(jax.random.fold_in(data_key, t), n_pairs)
-    rows_B = objective.pair_rows(pair_ids[:batch_pairs])
+    rows_B = resolve.pair_rows(pair_ids[:batch_pairs])
     (loss, (task, kept)), grad_P = jax.value_and_grad(loss_fn, has_aux=True)(tau_P, rows_B)
     updates, opt_state = tx.update(grad_P, opt_state, tau_P)
     tau_P = jnp.clip(optax.apply_updates(tau_P, updates), -1.0, 1.0)

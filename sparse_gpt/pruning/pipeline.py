@@ -24,15 +24,10 @@ from sparse_gpt.pruning import node_means
 from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning.nodes import Layout
-from sparse_gpt.pruning.objective import Pairs, pair_rows
 from sparse_gpt.pruning.subject import Subject, scored
 from sparse_gpt.tasks import pairs_file
 from sparse_gpt.tasks import registry
 from sparse_gpt.tasks import resolve
-
-# Sequences are padded to a multiple of this, so tasks of similar length share one
-# compiled program.
-_LENGTH_MULTIPLE = 16
 
 
 class NotSolved(UserError):
@@ -60,38 +55,39 @@ def registry_task(run, name: str, cfg) -> TaskData:
             for split, n in (("train", cfg.train_pairs), ("heldout", cfg.heldout_pairs))}
   meta = {"name": name, "source": "registry", "pairs_file": None,
           "pair_seed": cfg.pair_seed,
-          **{f"{s}_pairs": len(b) // 2 for s, b in splits.items()}}
+          **{f"{s}_pairs": len(b) // 2 for s, b in splits.items()}, "dropped_pairs": []}
   return TaskData(name, splits["train"], splits["heldout"], meta)
 
 
 def file_task(run, path: str, name: str, cfg) -> TaskData:
   """A pairs file's records as minimal pairs (records 2p, 2p + 1); every fourth pair
-  is held out. At most cfg.train_pairs and cfg.heldout_pairs are used."""
-  batch = pairs_file.resolve_file(path, run.tokenizer, run.config.model.n_ctx)
+  is held out. At most cfg.train_pairs and cfg.heldout_pairs are used. A pair with a
+  record longer than n_ctx is left out whole, and named in the meta's dropped_pairs."""
+  batch, dropped = pairs_file.resolve_file_pairs(path, run.tokenizer, run.config.model.n_ctx)
   n_pairs = len(batch) // 2
-  if len(batch) % 2 or n_pairs < 2:
-    raise UserError(f"{path}: pruning needs minimal pairs, an even number of records "
-                    f"(records 2p and 2p + 1 are pair p), and at least two pairs; it has "
-                    f"{len(batch)} records.")
+  if n_pairs < 2:
+    raise UserError(f"{path}: pruning needs at least two minimal pairs (records 2p and "
+                    f"2p + 1 are pair p) that fit in n_ctx={run.config.model.n_ctx} "
+                    f"tokens; it has {n_pairs}.")
   heldout_ids = np.arange(3, n_pairs, 4) if n_pairs >= 4 else np.array([n_pairs - 1])
   train_ids = np.setdiff1d(np.arange(n_pairs), heldout_ids)[:cfg.train_pairs]
   heldout_ids = heldout_ids[:cfg.heldout_pairs]
-  take = lambda ids: dataclasses.replace(
-      batch, **{f: getattr(batch, f)[pair_rows(ids)] for f in Pairs._fields})
+  take = lambda ids: batch.rows(resolve.pair_rows(ids))
   meta = {"name": name, "source": "pairs_file", "pairs_file": str(path), "pair_seed": None,
-          "train_pairs": len(train_ids), "heldout_pairs": len(heldout_ids)}
+          "train_pairs": len(train_ids), "heldout_pairs": len(heldout_ids),
+          "dropped_pairs": [dataclasses.asdict(d) for d in dropped]}
   return TaskData(name, take(train_ids), take(heldout_ids), meta)
 
 
-def padded_pairs(batch: resolve.TaskBatch, n_ctx: int) -> Pairs:
-  """Pairs with the length trimmed to the longest prompt, rounded up to a multiple."""
-  length = int(np.max(batch.last_B)) + 1
-  length = min(-(-length // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE, n_ctx)
-  tokens_BxL = np.zeros((len(batch), length), np.int32)
-  width = min(length, batch.tokens_BxL.shape[1])
-  tokens_BxL[:, :width] = batch.tokens_BxL[:, :width]
-  return Pairs(jnp.asarray(tokens_BxL), *(jnp.asarray(getattr(batch, f))
-                                          for f in Pairs._fields[1:]))
+def _dropped_text(data: TaskData, n_ctx: int) -> str | None:
+  """What of the task's file was left out, for the user; None if nothing."""
+  dropped = data.meta.get("dropped_pairs")
+  if not dropped:
+    return None
+  where = ", ".join(f"pair {d['pair']} (lines {d['lines'][0]} and {d['lines'][1]}: "
+                    f"{d['tokens'][0]} and {d['tokens'][1]} tokens)" for d in dropped)
+  return (f"{data.name}: left out {len(dropped)} pair(s) with a record longer than "
+          f"n_ctx={n_ctx} tokens: {where}")
 
 
 class _Clock:
@@ -112,7 +108,9 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   """Prunes `run` to the smallest circuit that reaches cfg.target_loss on `data`."""
   clock = _Clock(say)
   layout = Layout(run.config.model, cfg.tie_qk)
-  train = padded_pairs(data.train, run.config.model.n_ctx)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
+  if dropped := _dropped_text(data, run.config.model.n_ctx):
+    clock(dropped)
   zeros_N = jnp.zeros(layout.n_nodes, jnp.float32)
   # With every node kept the fill is unused: check the task before computing means.
   full_loss, _ = Subject(run.graphdef, run.params, layout, zeros_N, "zero").loss(
@@ -143,7 +141,7 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
              "runs": runs}
 
   if cfg.faithfulness:
-    heldout = padded_pairs(data.heldout, run.config.model.n_ctx)
+    heldout = resolve.padded(data.heldout, run.config.model.n_ctx)
     metrics["heldout"] = faithfulness.heldout_checks(subject, keep_N, calibration, heldout)
     clock(f"held-out loss {metrics['heldout']['circuit_loss']:.4f}, necessity loss "
           f"{metrics['heldout']['necessity_loss']:.4f}")
@@ -158,7 +156,7 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   return c
 
 
-def _sweep(subject: Subject, train: Pairs, fill, cfg,
+def _sweep(subject: Subject, train: resolve.TaskBatch, fill, cfg,
            clock) -> tuple[jax.Array, list[dict], dict]:
   """Trains every (k_coef, seed) run at once and sizes each circuit exactly.
 

@@ -13,11 +13,13 @@ from sparse_gpt.pruning import objective
 from sparse_gpt.pruning.calibrate import IDENTITY, Calibration
 from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.tasks import loss as loss_lib
+from sparse_gpt.tasks.resolve import TaskBatch
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _candidates(graphdef, layout, params, keep_N, fill, pairs):
-  return objective.candidate_logits(graphdef, params, layout, keep_N, fill, pairs)
+def _candidates(graphdef, layout, params, keep_N, fill, batch):
+  last_BxV = objective.last_logits(graphdef, params, layout, keep_N, fill, batch)
+  return loss_lib.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -25,13 +27,13 @@ def _fill(kind, graphdef, layout, params, means_N, tokens_BxL):
   return ablation_lib.fill(kind, graphdef, params, layout, means_N, tokens_BxL)
 
 
-def scored(candidates, pairs: objective.Pairs,
+def scored(candidates, batch: TaskBatch,
            calibration: Calibration = IDENTITY) -> tuple[float, float]:
   """(task loss, accuracy) of Subject.candidates' logits, calibrated if given: one forward
   serves a circuit's raw and calibrated scores."""
-  correct_B, incorrect_B = calibration.margins(*candidates, pairs.correct_B,
-                                               pairs.incorrect_B)
-  loss, accuracy = loss_lib.binary_loss(correct_B, incorrect_B)
+  correct_B, incorrect_B = candidates
+  loss, accuracy = loss_lib.binary_loss(calibration.apply(correct_B, batch.correct_B),
+                                        calibration.apply(incorrect_B, batch.incorrect_B))
   return float(loss), float(accuracy)
 
 
@@ -44,31 +46,31 @@ class Subject:
   means_N: jax.Array  # mean activation of every node over pretraining tokens
   ablation: str  # "mean", "zero" or "resample" (ablation.py)
 
-  def fill(self, pairs: objective.Pairs, ablation: str | None = None) -> jax.Array:
-    """Ablation values for `pairs` (a forward pass for resample ablation)."""
+  def fill(self, batch: TaskBatch, ablation: str | None = None) -> jax.Array:
+    """Ablation values for `batch` (a forward pass for resample ablation)."""
     return _fill(ablation or self.ablation, self.graphdef, self.layout, self.params,
-                 self.means_N, pairs.tokens_BxL)
+                 self.means_N, batch.tokens_BxL)
 
-  def candidates(self, keep_N, pairs: objective.Pairs, fill: jax.Array):
+  def candidates(self, keep_N, batch: TaskBatch, fill: jax.Array):
     """(correct_B, incorrect_B) logits, nodes where keep_N is 0 set to `fill`."""
     return _candidates(self.graphdef, self.layout, self.params, jnp.asarray(keep_N), fill,
-                       pairs)
+                       batch)
 
-  def loss(self, keep_N, pairs: objective.Pairs, fill: jax.Array,
+  def loss(self, keep_N, batch: TaskBatch, fill: jax.Array,
            calibration: Calibration = IDENTITY) -> tuple[float, float]:
-    """(task loss, accuracy) on `pairs`, with the logits calibrated if given."""
-    return scored(self.candidates(keep_N, pairs, fill), pairs, calibration)
+    """(task loss, accuracy) on `batch`, with the logits calibrated if given."""
+    return scored(self.candidates(keep_N, batch, fill), batch, calibration)
 
   def everything(self) -> jax.Array:
     """keep_N of the full model."""
     return jnp.ones(self.layout.n_nodes, jnp.float32)
 
-  def smallest_circuit(self, tau_P, pairs: objective.Pairs, fill: jax.Array,
+  def smallest_circuit(self, tau_P, batch: TaskBatch, fill: jax.Array,
                        target: float) -> tuple[jax.Array | None, float | None]:
     """(keep_N, loss) of the smallest circuit of the tau ordering that reaches `target`
-    on `pairs` (exact_size.py), or (None, None)."""
+    on `batch` (exact_size.py), or (None, None)."""
     k, loss = exact_size.smallest_circuit(
-        tau_P, lambda mask_P: self.loss(self.layout.nodes_of(mask_P), pairs, fill)[0],
+        tau_P, lambda mask_P: self.loss(self.layout.nodes_of(mask_P), batch, fill)[0],
         target)
     if k is None:
       return None, None

@@ -32,27 +32,26 @@ class TaskResult:
 
 
 def make_scorer(logits_fn: LogitsFn, params, n_ctx: int, chunk: int = 64) -> Scorer:
-  """Scores batches with one compiled program: chunks of `chunk` x `n_ctx` tokens.
+  """Scores batches in chunks of `chunk` sequences, padded as resolve.padded pads them:
+  one compiled program per padded length.
 
   `params` goes into the jitted function as an argument, not a closure, so XLA does
   not copy the weights into the program as constants.
   """
 
   @jax.jit
-  def candidates(params, tokens_BxL, last_B, correct_B, incorrect_B):
-    last_BxV = loss_lib.last_logits(logits_fn(params, tokens_BxL), last_B)
-    return loss_lib.candidate_logits(last_BxV, correct_B, incorrect_B)
+  def candidates(params, batch: resolve.TaskBatch):
+    last_BxV = loss_lib.last_logits(logits_fn(params, batch.tokens_BxL), batch.last_B)
+    return loss_lib.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
 
   def score(batch: resolve.TaskBatch) -> tuple[float, float]:
+    batch = resolve.padded(batch, n_ctx)
     correct, incorrect = [], []
     for start in range(0, len(batch), chunk):
       rows = np.arange(start, min(start + chunk, len(batch)))
       # Pad with copies of the first row so every chunk has the same shape.
-      padded = np.concatenate([rows, np.full(chunk - rows.size, rows[0])])
-      tokens_BxL = np.zeros((chunk, n_ctx), np.int32)
-      tokens_BxL[:, :batch.tokens_BxL.shape[1]] = batch.tokens_BxL[padded]
-      c, i = candidates(params, tokens_BxL, batch.last_B[padded],
-                        batch.correct_B[padded], batch.incorrect_B[padded])
+      c, i = candidates(params, batch.rows(np.concatenate(
+          [rows, np.full(chunk - rows.size, rows[0])])))
       correct.append(c[:rows.size])
       incorrect.append(i[:rows.size])
     loss, accuracy = loss_lib.binary_loss(jnp.concatenate(correct),

@@ -1,8 +1,9 @@
 """A user's own task: a JSONL file of {"prompt", "correct", "incorrect"} records.
 
-Each record is one sequence; a minimal pair is two records. Records pass the same
-tokenizer checks as built-in tasks, but a failing record is an error naming its line,
-not a silent drop.
+Each record is one sequence; a minimal pair is two records, 2p and 2p + 1. Records pass
+the same tokenizer checks as built-in tasks, but a failing record is an error naming its
+line, not a silent drop. A record longer than n_ctx is dropped: alone when records are
+scored as sequences, with its partner when they are read as pairs.
 """
 
 import dataclasses
@@ -65,21 +66,61 @@ def read_records(path: str | pathlib.Path) -> list[Record]:
   return records
 
 
-def resolve_file(path: str | pathlib.Path, tok: tokenizers.Tokenizer,
-                 n_ctx: int) -> resolve.TaskBatch:
-  """Encodes a pairs file; any record the tokenizer cannot pose is an error."""
-  sequences, too_long = [], 0
+def _encoded(path: str | pathlib.Path,
+             tok: tokenizers.Tokenizer) -> list[tuple[Record, resolve.Encoded]]:
+  """Every record with its encoding; a record the tokenizer cannot pose is an error."""
+  encoded = []
   for record in read_records(path):
     try:
-      encoded = resolve.encode_sequence(tok, record.prompt, record.correct,
-                                        record.incorrect)
+      encoded.append((record, resolve.encode_sequence(tok, record.prompt, record.correct,
+                                                       record.incorrect)))
     except resolve.Unposable as e:
       raise TaskError(f"{path}:{record.line}: {e}.") from None
-    if len(encoded.ids) > n_ctx:
-      too_long += 1
-    else:
-      sequences.append(encoded)
+  return encoded
+
+
+def resolve_file(path: str | pathlib.Path, tok: tokenizers.Tokenizer,
+                 n_ctx: int) -> resolve.TaskBatch:
+  """Encodes a pairs file, one sequence per record; records longer than n_ctx are dropped
+  and counted."""
+  encoded = [e for _, e in _encoded(path, tok)]
+  sequences = [e for e in encoded if len(e.ids) <= n_ctx]
   if not sequences:
-    raise TaskNotPosable(f"{path}: all {too_long} records are longer than "
+    raise TaskNotPosable(f"{path}: all {len(encoded)} records are longer than "
                          f"n_ctx={n_ctx} tokens.")
-  return resolve.batch_of(pathlib.Path(path).stem, sequences, n_dropped_length=too_long)
+  return resolve.batch_of(pathlib.Path(path).stem, sequences,
+                          n_dropped_length=len(encoded) - len(sequences))
+
+
+@dataclasses.dataclass(frozen=True)
+class DroppedPair:
+  """A minimal pair left out because one of its records is longer than n_ctx."""
+  pair: int  # p: records 2p and 2p + 1 of the file
+  lines: tuple[int, int]  # the records' lines in the file
+  tokens: tuple[int, int]  # the records' prompt lengths
+
+
+def resolve_file_pairs(path: str | pathlib.Path, tok: tokenizers.Tokenizer, n_ctx: int
+                       ) -> tuple[resolve.TaskBatch, tuple[DroppedPair, ...]]:
+  """Encodes a pairs file as minimal pairs (records 2p and 2p + 1 are pair p).
+
+  A pair with a record longer than n_ctx is dropped whole, so that every later pair
+  keeps its partner; the dropped pairs come back alongside the batch.
+  """
+  encoded = _encoded(path, tok)
+  if len(encoded) % 2:
+    raise TaskError(f"{path}: minimal pairs need an even number of records (records 2p "
+                    f"and 2p + 1 are pair p); it has {len(encoded)}.")
+  sequences, dropped = [], []
+  for p in range(len(encoded) // 2):
+    (record_a, a), (record_b, b) = encoded[2 * p], encoded[2 * p + 1]
+    if max(len(a.ids), len(b.ids)) > n_ctx:
+      dropped.append(DroppedPair(p, (record_a.line, record_b.line), (len(a.ids), len(b.ids))))
+    else:
+      sequences += [a, b]
+  if not sequences:
+    raise TaskNotPosable(f"{path}: every one of its {len(dropped)} pairs has a record "
+                         f"longer than n_ctx={n_ctx} tokens.")
+  batch = resolve.batch_of(pathlib.Path(path).stem, sequences,
+                           n_dropped_length=len(dropped))
+  return batch, tuple(dropped)

@@ -13,6 +13,7 @@ import functools
 import itertools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import tokenizers
 
@@ -24,30 +25,60 @@ from sparse_gpt.tasks.errors import TaskNotPosable
 _MOST_DRAWN_PER_PAIR = 8
 
 
+# A batch is padded to a multiple of this many tokens, so that batches of similar length
+# share one compiled program.
+_LENGTH_MULTIPLE = 16
+_ARRAYS = ("tokens_BxL", "last_B", "correct_B", "incorrect_B")
+
+
+# Only the arrays are pytree leaves: how a batch was made (its name and what was dropped)
+# must not key a compiled program, so tasks of one shape share it. Inside jit, or after a
+# jax.tree.map, those fields read as their defaults.
 @functools.partial(
-    jax.tree_util.register_dataclass,
-    data_fields=["tokens_BxL", "last_B", "correct_B", "incorrect_B"],
-    meta_fields=["name", "n_dropped_length", "n_dropped_tokens", "notes"])
+    jax.tree_util.register_dataclass, data_fields=list(_ARRAYS), meta_fields=[],
+    drop_fields=["name", "n_dropped_length", "n_dropped_tokens", "notes"])
 @dataclasses.dataclass(frozen=True)
 class TaskBatch:
   """Encoded sequences; a pair gives two: (prompt_a; a over b), (prompt_b; b over a).
 
   tokens_BxL: int32 prompts, right-padded with 0; last_B: index of each prompt's last
-  token; correct_B, incorrect_B: candidate token ids. n_dropped_length counts pairs (or
-  records) longer than n_ctx, n_dropped_tokens pairs the tokenizer cannot pose; notes
-  lists the alternative candidate forms used, e.g. "' enumerate' as ' en'".
+  token; correct_B, incorrect_B: candidate token ids. Rows 2p and 2p + 1 are pair p.
+  n_dropped_length counts pairs (or records) longer than n_ctx, n_dropped_tokens pairs
+  the tokenizer cannot pose; notes lists the alternative candidate forms used, e.g.
+  "' enumerate' as ' en'".
   """
-  tokens_BxL: np.ndarray
-  last_B: np.ndarray
-  correct_B: np.ndarray
-  incorrect_B: np.ndarray
-  name: str
+  tokens_BxL: np.ndarray | jax.Array
+  last_B: np.ndarray | jax.Array
+  correct_B: np.ndarray | jax.Array
+  incorrect_B: np.ndarray | jax.Array
+  name: str = ""
   n_dropped_length: int = 0
   n_dropped_tokens: int = 0
   notes: tuple[str, ...] = ()
 
   def __len__(self) -> int:
     return self.tokens_BxL.shape[0]
+
+  def rows(self, rows_B) -> "TaskBatch":
+    """The batch of the given rows (numpy or jax indices, traced too)."""
+    return dataclasses.replace(self, **{f: getattr(self, f)[rows_B] for f in _ARRAYS})
+
+
+def pair_rows(pair_ids) -> np.ndarray | jax.Array:
+  """Row indices of the given pairs, each pair's two rows together."""
+  xp = jnp if isinstance(pair_ids, jax.Array) else np
+  return xp.stack([2 * pair_ids, 2 * pair_ids + 1], axis=-1).reshape(-1)
+
+
+def padded(batch: TaskBatch, n_ctx: int) -> TaskBatch:
+  """`batch` as a model runs it: its length is the longest prompt's, rounded up to a
+  multiple of _LENGTH_MULTIPLE tokens and at most n_ctx."""
+  length = int(np.max(batch.last_B)) + 1
+  length = min(-(-length // _LENGTH_MULTIPLE) * _LENGTH_MULTIPLE, n_ctx)
+  tokens_BxL = np.zeros((len(batch), length), np.int32)
+  width = min(length, batch.tokens_BxL.shape[1])
+  tokens_BxL[:, :width] = np.asarray(batch.tokens_BxL)[:, :width]
+  return dataclasses.replace(batch, tokens_BxL=tokens_BxL)
 
 
 @dataclasses.dataclass(frozen=True)

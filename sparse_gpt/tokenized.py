@@ -179,6 +179,12 @@ def prepare(data_cfg: ml_collections.ConfigDict,
   return Tokenized(tok, train_tokens, val_tokens, stats, directory)
 
 
+def _has_checkpoints(wd) -> bool:
+  # A finished orbax checkpoint is a directory named by its step; unfinished ones are not.
+  ckpts = wd / "checkpoints"
+  return ckpts.exists() and any(p.name.isdigit() for p in ckpts.iterdir())
+
+
 def for_run(data_cfg: ml_collections.ConfigDict, workdir: "str | os.PathLike",
             write: bool = True) -> Tokenized:
   """The run's corpus, tokenized with the run's own tokenizer (<workdir>/tokenizer.json).
@@ -197,7 +203,7 @@ def for_run(data_cfg: ml_collections.ConfigDict, workdir: "str | os.PathLike",
           f"{f} has {tok.get_vocab_size()} tokens, more than data.vocab_size="
           f"{data_cfg.vocab_size}: it is not this run's tokenizer. Restore the run's "
           "tokenizer.json, or use a new --workdir.")
-  elif (wd / "checkpoints").exists() and any((wd / "checkpoints").iterdir()):
+  elif _has_checkpoints(wd):
     raise CheckpointError(
         f"{wd} holds checkpoints but no tokenizer.json, so the tokenizer they were "
         "trained with is lost. Restore tokenizer.json from a copy of the run, or use a "

@@ -13,6 +13,7 @@ from tokenizers import models as tokenizer_models
 import tiny_setup
 from sparse_gpt import corpus
 from sparse_gpt import model
+from sparse_gpt import run_io
 from sparse_gpt import tokenized
 from sparse_gpt import tokenizer as tokenizer_lib
 from sparse_gpt.errors import CheckpointError, DataError
@@ -252,3 +253,18 @@ def test_an_unreadable_corpus_file_is_a_clear_error(tmp_path, monkeypatch):
   monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
   with pytest.raises(DataError, match=f"Cannot read the corpus file {f}: Permission denied"):
     corpus.read_text(f)
+
+
+def test_loading_a_run_with_a_corrupt_tokenizer_is_a_clear_error(cfg, tmp_path):
+  wd = tmp_path / "run"
+  wd.mkdir()
+  (wd / "config.json").write_text(cfg.to_json())
+  (wd / "tokenizer.json").write_bytes(b"\x89PNG\r\n")
+  with pytest.raises(CheckpointError, match=f"{wd / 'tokenizer.json'} is not a tokenizer"):
+    run_io.load_run(str(wd))
+
+
+def test_an_unfinished_checkpoint_does_not_count_as_a_trained_run(cfg, tmp_path):
+  (tmp_path / "run" / "checkpoints" / "4.orbax-checkpoint-tmp-1").mkdir(parents=True)
+  tokenized.for_run(cfg.data, tmp_path / "run")
+  assert (tmp_path / "run" / "tokenizer.json").exists()

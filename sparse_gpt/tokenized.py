@@ -124,8 +124,12 @@ def _build(data_cfg, files, tok: tokenizers.Tokenizer, texts: _Texts,
                f"binary or non-UTF-8 files skipped) in {stats['build_seconds']} s.")
 
 
+class _Broken(Exception):
+  """A cache directory that is there but incomplete or corrupt."""
+
+
 def _open(directory: pathlib.Path):
-  """(stats, train, val) of a complete cache; None for none, with a note for a broken one."""
+  """(stats, train, val) of a complete cache, None for none; raises _Broken for a bad one."""
   if not directory.exists():
     return None
   try:
@@ -134,17 +138,22 @@ def _open(directory: pathlib.Path):
       size, expected = (directory / name).stat().st_size, stats["bytes"][name]
       if size != expected:
         raise ValueError(f"{name} holds {size:,} of its {expected:,} bytes")
-    arrays = [np.load(directory / name, mmap_mode="r") for name in _ARRAYS]
+    return stats, *(np.load(directory / name, mmap_mode="r") for name in _ARRAYS)
   except (OSError, ValueError, KeyError, TypeError) as e:
-    progress.say(f"The token cache {directory} is incomplete or corrupt ({e}): "
-                 "rebuilding it.")
-    return None
-  return stats, *arrays
+    raise _Broken(str(e)) from None
 
 
 def _replace(built: pathlib.Path, directory: pathlib.Path) -> None:
-  """Moves a finished build into place, first moving any broken cache there aside."""
-  if directory.exists():
+  """Moves a finished build into place, unless another process's complete one is there."""
+  try:
+    built.rename(directory)
+    return
+  except OSError:  # a directory is there: the broken cache, or another process's new one
+    pass
+  try:
+    if _open(directory) is not None:
+      return
+  except _Broken:
     stale = pathlib.Path(tempfile.mkdtemp(dir=directory.parent, prefix=".stale-"))
     directory.rename(stale / directory.name)
     shutil.rmtree(stale, ignore_errors=True)
@@ -161,7 +170,12 @@ def prepare(data_cfg: ml_collections.ConfigDict,
     tok = _bpe(data_cfg, key, texts)
   name = hashlib.sha256(f"{key}|{tokenizer_lib.fingerprint(tok)}".encode()).hexdigest()
   directory = cache_root(data_cfg) / f"corpus-{name[:16]}"
-  opened = _open(directory)
+  try:
+    opened = _open(directory)
+  except _Broken as e:
+    progress.say(f"The token cache {directory} is incomplete or corrupt ({e}): "
+                 "rebuilding it.")
+    opened = None
   if opened is None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the cache and rename, so an interrupted build leaves no half cache.
@@ -169,9 +183,6 @@ def prepare(data_cfg: ml_collections.ConfigDict,
     try:
       _build(data_cfg, files, tok, texts(), tmp)
       _replace(tmp, directory)
-    except OSError:
-      if not (directory / "stats.json").exists():  # another process did not win the race
-        raise
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
     opened = _open(directory)

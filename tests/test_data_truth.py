@@ -1,6 +1,7 @@
 """Truth on disk for the data side: the workdir's tokenizer is the run's, caches that are
 cut short or corrupt are rebuilt, and every bad corpus or tokenizer file is one clear error."""
 
+import json
 import pathlib
 import types
 
@@ -128,6 +129,15 @@ def test_a_killed_tokenization_leaves_no_half_cache(cfg, monkeypatch):
   root = tokenized.cache_root(cfg.data)
   assert not [p.name for p in root.iterdir() if p.is_dir()]
   assert tokenized.prepare(cfg.data).stats["train_tokens"] > 0
+
+
+def test_a_complete_cache_another_process_moved_in_first_is_kept(cfg, tmp_path):
+  first = tokenized.prepare(cfg.data)
+  ours = first.directory.parent / ".build-ours"
+  ours.mkdir()
+  (ours / "stats.json").write_text("{}")
+  tokenized._replace(ours, first.directory)
+  assert json.loads((first.directory / "stats.json").read_text()) == first.stats
 
 
 def test_a_corrupt_cached_bpe_is_trained_again(cfg):

@@ -10,6 +10,7 @@ import dataclasses
 import glob
 import hashlib
 import itertools
+import os
 import pathlib
 import sysconfig
 
@@ -32,9 +33,10 @@ def find_files(corpus: str) -> tuple[pathlib.Path, list[pathlib.Path]]:
     files = [p for p in root.rglob("*.py")
              if not set(p.relative_to(root).parts) & set(_SKIP_DIRS)]
   elif any(ch in corpus for ch in "*?["):
-    files = [pathlib.Path(p) for p in glob.glob(corpus, recursive=True)]
+    pattern = os.path.expanduser(corpus)
+    files = [pathlib.Path(p) for p in glob.glob(pattern, recursive=True)]
     files = [p for p in files if p.is_file()]
-    root = pathlib.Path(_glob_root(corpus))
+    root = pathlib.Path(_glob_root(pattern))
   else:
     root = pathlib.Path(corpus).expanduser()
     if not root.exists():
@@ -44,7 +46,9 @@ def find_files(corpus: str) -> tuple[pathlib.Path, list[pathlib.Path]]:
     root = root.parent if root.is_file() else root
   files = sorted(p for p in files if not set(p.parts) & {"__pycache__", ".git"})
   if not files:
-    raise DataError(f"data.corpus={corpus!r} matches no files.")
+    raise DataError(f"data.corpus={corpus!r} matches no files. Give a directory or a file "
+                    "of text, a glob that matches some (such as 'src/**/*.py'), or "
+                    "'stdlib'.")
   return root, files
 
 
@@ -66,13 +70,18 @@ def split(corpus: str, val_fraction: float) -> CorpusFiles:
   train = tuple(p for p in files if p not in set(val))
   if not train or not val:
     raise DataError(f"data.corpus={corpus!r} has {len(files)} file(s): too few to hold "
-                    f"out a validation split of {val_fraction:.0%} by file.")
+                    f"out a validation split of {val_fraction:.0%} by file. Add files "
+                    "to the corpus or change data.val_fraction.")
   return CorpusFiles(root, train, val)
 
 
 def read_text(path: pathlib.Path) -> str | None:
   """The file's text, or None for a binary or non-UTF-8 file."""
-  raw = path.read_bytes()
+  try:
+    raw = path.read_bytes()
+  except OSError as e:
+    raise DataError(f"Cannot read the corpus file {path}: {e.strerror}. Make it readable "
+                    "or leave it out of data.corpus.") from None
   if b"\0" in raw:
     return None
   try:

@@ -5,10 +5,15 @@ One special token, `<|endoftext|>`, separates documents in the flat token stream
 """
 
 from collections.abc import Iterable
-import pathlib
+import hashlib
+import json
+import os
 
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from sparse_gpt import storage
+from sparse_gpt.errors import CheckpointError
 
 END_OF_TEXT = "<|endoftext|>"
 _MIN_VOCAB = 256 + 1  # every byte plus the separator
@@ -35,19 +40,37 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> tokenizers.Tokenizer:
   return tok
 
 
-def save(tok: tokenizers.Tokenizer, path: pathlib.Path) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp")
-  tok.save(str(tmp))
-  tmp.replace(path)  # atomic: an interrupted save never leaves a half-written file
+def fingerprint(tok: tokenizers.Tokenizer) -> str:
+  """A hash of the tokenizer itself (its canonical JSON): equal exactly when it encodes alike."""
+  return hashlib.sha256(tok.to_str().encode()).hexdigest()[:16]
 
 
-def load(path: pathlib.Path) -> tokenizers.Tokenizer:
-  if not path.exists():
-    raise FileNotFoundError(
-        f"No tokenizer at {path}. Train a model into this workdir first "
+def save(tok: tokenizers.Tokenizer, path: "str | os.PathLike") -> None:
+  storage.write_text(path, tok.to_str(pretty=True))
+
+
+def load(path: "str | os.PathLike") -> tokenizers.Tokenizer:
+  """The tokenizer saved at `path`; a missing, corrupt or foreign file is a CheckpointError."""
+  f = storage.path(path)
+  if not f.exists():
+    raise CheckpointError(
+        f"No tokenizer at {f}. Train a model into this workdir first "
         "(python -m launch.train --workdir=...).")
-  return tokenizers.Tokenizer.from_file(str(path))
+  fix = ("Restore the file from a copy of the run; the run's checkpoints cannot be used "
+         "without the tokenizer they were trained with.")
+  try:
+    text = f.read_text()
+    json.loads(text)
+  except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{f} is not a tokenizer: it is not valid JSON ({e}). {fix}")
+  try:
+    tok = tokenizers.Tokenizer.from_str(text)
+  except Exception as e:  # the tokenizers library raises a bare Exception for bad JSON
+    raise CheckpointError(f"{f} is not a tokenizer ({e}). {fix}")
+  if tok.token_to_id(END_OF_TEXT) is None:
+    raise CheckpointError(f"{f} is not a sparse_gpt tokenizer: it has no {END_OF_TEXT} "
+                          f"token. {fix}")
+  return tok
 
 
 def end_of_text_id(tok: tokenizers.Tokenizer) -> int:

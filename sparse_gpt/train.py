@@ -108,10 +108,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   if finished.exists():
     progress.say(f"{workdir} is already trained to step {cfg.train.steps}.")
     return json.loads(finished.read_text())
-  corpus = tokenized.prepare(cfg.data)
-  if is_main:
-    (wd / "tokenizer.json").write_bytes((corpus.directory / "tokenizer.json").read_bytes())
-    (wd / "corpus.json").write_text(json.dumps(corpus.stats, indent=2))
+  corpus = tokenized.for_run(cfg.data, workdir, write=is_main)
 
   mesh = sharding.make_mesh(cfg.mesh)
   t = cfg.train

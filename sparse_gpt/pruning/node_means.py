@@ -7,6 +7,7 @@ the number of n_ctx-token windows averaged: one array per location name.
 import functools
 import io
 import time
+import zipfile
 
 from flax import nnx
 import jax
@@ -16,6 +17,7 @@ import numpy as np
 from sparse_gpt import data
 from sparse_gpt import model
 from sparse_gpt import progress
+from sparse_gpt import storage
 from sparse_gpt import tokenized
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.pruning.nodes import Layout
@@ -40,10 +42,11 @@ def compute(graphdef: nnx.GraphDef, params: nnx.State, layout: Layout,
   return total_N / windows_WxL.size
 
 
-def validation_windows(cfg, n_windows: int) -> np.ndarray:
-  """[n_windows, n_ctx] tokens: the first windows of the run's validation split."""
-  corpus = tokenized.prepare(cfg.data)
-  n_ctx = cfg.model.n_ctx
+def validation_windows(run, n_windows: int) -> np.ndarray:
+  """[n_windows, n_ctx] tokens: the first windows of the run's validation split, in the
+  run's own tokenizer (a corpus cache's BPE may be another one)."""
+  corpus = tokenized.prepare(run.config.data, run.tokenizer)
+  n_ctx = run.config.model.n_ctx
   rows = data.eval_batches(corpus.val_tokens, n_ctx, n_windows, 1)[0]
   return rows[:, :n_ctx]
 
@@ -52,16 +55,31 @@ def cache_file(workdir: str, step: int, n_windows: int):
   return workdir_lib.path(workdir) / "node_means" / f"step_{step}_w{n_windows}.npz"
 
 
+def _read(f, layout: Layout) -> jax.Array | None:
+  """The cached means [n_nodes], or None (with a note) for a corrupt or foreign file."""
+  try:
+    with np.load(io.BytesIO(f.read_bytes())) as saved:
+      parts = {loc.name: np.asarray(saved[loc.name]) for loc in layout.locations}
+  except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+    progress.say(f"The node-means cache {f} is corrupt ({e}): computing it again.")
+    return None
+  wrong = [loc.name for loc in layout.locations if parts[loc.name].shape != (loc.size,)]
+  if wrong:
+    progress.say(f"The node-means cache {f} has the wrong widths at {', '.join(wrong)}: "
+                 "computing it again.")
+    return None
+  return layout.flatten({name: jnp.asarray(v) for name, v in parts.items()})
+
+
 def load_or_compute(run, layout: Layout, n_windows: int) -> jax.Array:
   """The run's node means [n_nodes], from the workdir cache or computed and cached."""
   f = cache_file(run.workdir, run.step, n_windows)
   if f.exists():
-    with np.load(io.BytesIO(f.read_bytes())) as saved:
-      return layout.flatten({loc.name: jnp.asarray(saved[loc.name])
-                             for loc in layout.locations})
+    means_N = _read(f, layout)
+    if means_N is not None:
+      return means_N
   start = time.time()
-  means_N = compute(run.graphdef, run.params, layout, validation_windows(run.config,
-                                                                         n_windows))
+  means_N = compute(run.graphdef, run.params, layout, validation_windows(run, n_windows))
   save(run.workdir, run.step, n_windows, layout, means_N)
   progress.say(f"node means over {n_windows} validation windows of step {run.step}: "
                f"{time.time() - start:.1f} s, cached in {f}")
@@ -72,8 +90,4 @@ def save(workdir: str, step: int, n_windows: int, layout: Layout, means_N) -> No
   buffer = io.BytesIO()
   np.savez(buffer, **{loc.name: np.asarray(means_N[loc.start:loc.start + loc.size])
                       for loc in layout.locations})
-  f = cache_file(workdir, step, n_windows)
-  f.parent.mkdir(parents=True, exist_ok=True)
-  tmp = f.parent / f"{f.name}.tmp"
-  tmp.write_bytes(buffer.getvalue())
-  tmp.rename(f)  # a reader never sees a half-written file
+  storage.write_bytes(cache_file(workdir, step, n_windows), buffer.getvalue())

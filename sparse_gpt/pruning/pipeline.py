@@ -187,7 +187,7 @@ def _reinitialised(run, layout: Layout, cfg) -> Subject:
   params = nulls.reinitialised_params(run.config, run.config.seed + 1)
   means_N = jnp.zeros(layout.n_nodes, jnp.float32)
   if cfg.ablation == "mean":
-    windows = node_means.validation_windows(run.config, cfg.mean_windows)
+    windows = node_means.validation_windows(run, cfg.mean_windows)
     means_N = node_means.compute(run.graphdef, params, layout, windows)
   return Subject(run.graphdef, params, layout, means_N, cfg.ablation)
 

@@ -20,7 +20,7 @@ def is_integer(v) -> bool:
   return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def is_finite(v) -> bool:
+def is_finite_number(v) -> bool:
   return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -82,7 +82,7 @@ class Checks:
     """A finite int or float in the interval from low to high (high None: unbounded)."""
     v = self.value(key)
     where = _interval(low, high, open_low, open_high)
-    if not is_finite(v):
+    if not is_finite_number(v):
       self.fail(key, v, f"must be a finite number {where}{hint}")
     above = v > low if open_low else v >= low
     below = high is None or (v < high if open_high else v <= high)

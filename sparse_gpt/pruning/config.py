@@ -48,13 +48,14 @@ def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad key."""
   v = config_checks.Checks(c, "prune.")
   v.same_keys(defaults())
-  v.sequence("k_coefs", lambda k: config_checks.is_finite(k) and k >= 0,
+  v.sequence("k_coefs", lambda k: config_checks.is_finite_number(k) and k >= 0,
              "finite numbers >= 0, e.g. (1e-4, 1e-3)")
   v.sequence("seeds", lambda s: config_checks.is_integer(s)
              and 0 <= s < config_checks.SEED_LIMIT, "integers in [0, 2**32), e.g. (0, 1)")
   for key in ("steps", "batch_pairs", "train_pairs", "heldout_pairs", "mean_windows"):
     v.integer(key)
-  # A step draws batch_pairs distinct training pairs: more than there are is no batch.
+  # A step draws batch_pairs distinct training pairs; with more asked for than the split
+  # holds, it would silently take them all.
   if c.batch_pairs > c.train_pairs:
     v.fail("batch_pairs", c.batch_pairs,
            f"must be at most prune.train_pairs={c.train_pairs}; lower it or raise train_pairs")

@@ -9,7 +9,7 @@ import math
 import ml_collections
 import numpy as np
 
-from sparse_gpt.errors import ConfigError
+from sparse_gpt import config_checks
 
 # Node location types, in the order the forward pass meets them within a layer.
 LOCATIONS = ("attn.in", "attn.q", "attn.k", "attn.v", "attn.out",
@@ -91,57 +91,66 @@ def abstopk_locations(model_cfg) -> frozenset[str]:
   return frozenset(s.strip() for s in spec.split(","))
 
 
-def _check(ok: bool, key: str, value, why: str) -> None:
-  if not ok:
-    raise ConfigError(f"config.{key}={value!r}: {why}")
-
-
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad key; returns None for a good config."""
-  m, s, t = c.model, c.sparsity, c.train
+  v = config_checks.Checks(c, "config.")
+  v.same_keys(defaults())
+  v.seed("seed")
+
+  v.string("data.corpus", empty_ok=False,
+           hint=": 'stdlib', a directory, a file, or a glob of text files")
+  v.integer("data.vocab_size", 257, 2**16 - 1,
+            hint=" (a byte-level BPE needs at least 257 tokens; tokens are stored as uint16)")
+  v.number("data.val_fraction", 0, 1, open_low=True, open_high=True)
+  v.string("data.cache_dir", empty_ok=True, hint=" ('' caches in ~/.cache/sparse_gpt)")
+
   for key in ("n_layer", "d_model", "n_head", "d_head", "d_mlp", "n_ctx"):
-    _check(isinstance(m[key], int) and m[key] > 0, f"model.{key}", m[key],
-           "must be a positive integer")
-  _check(c.data.vocab_size >= 257, "data.vocab_size", c.data.vocab_size,
-         "a byte-level BPE needs at least 257 tokens")
-  _check(c.data.vocab_size < 2**16, "data.vocab_size", c.data.vocab_size,
-         "tokens are stored as uint16; use fewer than 65536")
-  _check(0 < c.data.val_fraction < 1, "data.val_fraction", c.data.val_fraction,
-         "must be in (0, 1)")
-  _check(0 < m.afrac <= 1, "model.afrac", m.afrac, "must be in (0, 1]")
-  unknown = abstopk_locations(m) - set(LOCATIONS)
-  _check(not unknown, "model.abstopk_at", m.abstopk_at,
-         f"unknown location(s) {sorted(unknown)}; use 'all', 'none' or a comma list "
-         f"of {', '.join(LOCATIONS)}")
-  _check(m.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
-         m.compute_dtype, "must be 'float32' or 'bfloat16'")
-  _check(m.gelu in ("exact", "tanh"), "model.gelu", m.gelu, "must be 'exact' or 'tanh'")
-  _check(isinstance(m.norm_eps, float) and 0 < m.norm_eps < 1, "model.norm_eps",
-         m.norm_eps, "must be a float in (0, 1)")
+    v.integer(f"model.{key}")
+  for key in ("attn_sink", "pos_embedding", "bigram", "remat"):
+    v.boolean(f"model.{key}")
+  # The model's k = max(1, int(afrac * width)), so no afrac leaves a location empty.
+  v.number("model.afrac", 0, 1, open_low=True)
+  v.string("model.abstopk_at", empty_ok=True)
+  unknown = abstopk_locations(c.model) - set(LOCATIONS)
+  if unknown:
+    v.fail("model.abstopk_at", c.model.abstopk_at,
+           f"unknown location(s) {sorted(unknown)}; use 'all', 'none' or a comma list "
+           f"of {', '.join(LOCATIONS)}")
+  v.choice("model.compute_dtype", ("float32", "bfloat16"))
+  v.choice("model.gelu", ("exact", "tanh"))
+  v.number("model.norm_eps", 0, 1, open_low=True, open_high=True)
+
+  v.boolean("sparsity.enabled")
   for key in ("target_density", "embed_density"):
-    _check(0 < s[key] <= 1, f"sparsity.{key}", s[key], "must be in (0, 1]")
-  _check(0 <= s.anneal_start < s.anneal_end <= 1, "sparsity.anneal_end", s.anneal_end,
-         f"need 0 <= anneal_start ({s.anneal_start}) < anneal_end <= 1")
-  _check(isinstance(s.neuron_floor, int) and s.neuron_floor >= 0,
-         "sparsity.neuron_floor", s.neuron_floor, "must be a non-negative integer")
+    v.number(f"sparsity.{key}", 0, 1, open_low=True)
+  v.boolean("sparsity.sparse_biases")
+  v.integer("sparsity.neuron_floor", 0)
+  start = v.number("sparsity.anneal_start", 0, 1, open_high=True)
+  v.number("sparsity.anneal_end", start, 1, open_low=True,
+           hint=": the anneal must end after sparsity.anneal_start")
+
   for key in ("steps", "batch_size", "log_every", "eval_every", "eval_batches",
               "checkpoint_every", "keep_checkpoints"):
-    _check(isinstance(t[key], int) and t[key] > 0, f"train.{key}", t[key],
-           "must be a positive integer")
-  _check(t.learning_rate > 0 and math.isfinite(t.learning_rate), "train.learning_rate",
-         t.learning_rate, "must be a positive number")
-  _check(0 <= t.warmup < 1, "train.warmup", t.warmup, "must be in [0, 1)")
-  _check(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, "train.beta2", t.beta2,
-         "betas must be in [0, 1)")
-  _check(t.eps > 0, "train.eps", t.eps, "must be positive")
-  _check(t.weight_decay >= 0, "train.weight_decay", t.weight_decay, "must be >= 0")
-  _check(t.grad_rms_clip >= 0, "train.grad_rms_clip", t.grad_rms_clip,
-         "must be >= 0 (0 turns clipping off)")
-  _check(t.grad_rms_mode in ("clip", "rescale"), "train.grad_rms_mode", t.grad_rms_mode,
-         "must be 'clip' or 'rescale'")
+    v.integer(f"train.{key}")
+  v.number("train.learning_rate", 0, open_low=True)
+  v.number("train.warmup", 0, 1, open_high=True, hint=" (a fraction of train.steps)")
+  for key in ("beta1", "beta2"):
+    v.number(f"train.{key}", 0, 1, open_high=True)
+  v.number("train.eps", 0, open_low=True)
+  v.number("train.weight_decay", 0)
+  v.number("train.grad_rms_clip", 0, hint=" (0 turns clipping off)")
+  v.choice("train.grad_rms_mode", ("clip", "rescale"))
+
   for key in ("data", "fsdp", "tensor"):
-    v = c.mesh[key]
-    _check(isinstance(v, int) and (v > 0 or v == -1), f"mesh.{key}", v,
-           "must be a positive integer or -1")
-  _check([c.mesh[k] for k in ("data", "fsdp", "tensor")].count(-1) <= 1, "mesh", c.mesh,
-         "at most one mesh axis may be -1")
+    size = v.value(f"mesh.{key}")
+    if not (config_checks.is_integer(size) and (size > 0 or size == -1)):
+      v.fail(f"mesh.{key}", size, "must be a positive integer or -1")
+  sizes = {k: c.mesh[k] for k in ("data", "fsdp", "tensor")}
+  if list(sizes.values()).count(-1) > 1:
+    v.fail("mesh", sizes, "at most one mesh axis may be -1")
+  # The batch is split over the data and fsdp axes; the size of a -1 axis is only known
+  # once the devices are, so this checks the fixed part.
+  split = math.prod(sizes[k] for k in ("data", "fsdp") if sizes[k] != -1)
+  if c.train.batch_size % split:
+    v.fail("train.batch_size", c.train.batch_size,
+           f"must divide by the mesh's batch axes, mesh.data x mesh.fsdp = {split}")

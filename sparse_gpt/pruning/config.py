@@ -11,7 +11,7 @@ under `vmap`, and the smallest circuit that reaches the target wins.
 
 import ml_collections
 
-from sparse_gpt.errors import ConfigError
+from sparse_gpt import config_checks
 
 ABLATIONS = ("mean", "zero", "resample")
 
@@ -44,27 +44,31 @@ def defaults() -> ml_collections.ConfigDict:
   return c
 
 
-def _check(ok: bool, key: str, value, why: str) -> None:
-  if not ok:
-    raise ConfigError(f"prune.{key}={value!r}: {why}")
-
-
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad key."""
-  _check(len(c.k_coefs) > 0 and all(k >= 0 for k in c.k_coefs), "k_coefs", c.k_coefs,
-         "give one or more non-negative numbers")
-  _check(len(c.seeds) > 0 and all(isinstance(s, int) for s in c.seeds), "seeds", c.seeds,
-         "give one or more integers")
+  v = config_checks.Checks(c, "prune.")
+  v.same_keys(defaults())
+  v.sequence("k_coefs", lambda k: config_checks.is_finite_number(k) and k >= 0,
+             "finite numbers >= 0, e.g. (1e-4, 1e-3)")
+  v.sequence("seeds", lambda s: config_checks.is_integer(s)
+             and 0 <= s < config_checks.SEED_LIMIT, "integers in [0, 2**32), e.g. (0, 1)")
   for key in ("steps", "batch_pairs", "train_pairs", "heldout_pairs", "mean_windows"):
-    _check(isinstance(c[key], int) and c[key] > 0, key, c[key], "must be a positive integer")
+    v.integer(key)
+  # A step draws batch_pairs distinct training pairs; with more asked for than the split
+  # holds, it would silently take them all.
+  if c.batch_pairs > c.train_pairs:
+    v.fail("batch_pairs", c.batch_pairs,
+           f"must be at most prune.train_pairs={c.train_pairs}; lower it or raise train_pairs")
   for key in ("null_steps", "calibration_steps"):
-    _check(isinstance(c[key], int) and c[key] >= 0, key, c[key],
-           "must be a non-negative integer")
-  for key in ("learning_rate", "temperature", "grad_clip"):
-    _check(c[key] > 0, key, c[key], "must be positive")
-  _check(0 <= c.beta1 < 1 and 0 <= c.beta2 < 1, "beta2", c.beta2, "betas must be in [0, 1)")
-  _check(c.weight_decay >= 0 and c.init_noise >= 0, "weight_decay", c.weight_decay,
-         "weight_decay and init_noise must be >= 0")
-  _check(-1 < c.init_bias <= 1, "init_bias", c.init_bias, "tau lives in [-1, 1]")
-  _check(c.target_loss > 0, "target_loss", c.target_loss, "must be positive")
-  _check(c.ablation in ABLATIONS, "ablation", c.ablation, f"use one of {', '.join(ABLATIONS)}")
+    v.integer(key, 0)
+  v.seed("pair_seed")
+  for key in ("learning_rate", "temperature", "grad_clip", "target_loss"):
+    v.number(key, 0, open_low=True)
+  for key in ("beta1", "beta2"):
+    v.number(key, 0, 1, open_high=True)
+  for key in ("weight_decay", "init_noise"):
+    v.number(key, 0)
+  v.number("init_bias", -1, 1, open_low=True, hint=" (tau is clamped to [-1, 1])")
+  v.choice("ablation", ABLATIONS)
+  for key in ("tie_qk", "calibrate", "faithfulness"):
+    v.boolean(key)

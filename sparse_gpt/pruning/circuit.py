@@ -32,7 +32,7 @@ class Circuit:
   task: dict  # name, source, pairs_file, pair_seed, train_pairs, heldout_pairs
   ablation: dict  # kind, mean_windows
   nodes: tuple[Node, ...]
-  edges: tuple[Edge, ...]  # source and target index into `nodes`
+  edges: tuple[Edge, ...]  # source_node and target_node index into `nodes`
   calibration: Calibration
   metrics: dict
   prune_config: dict
@@ -50,11 +50,10 @@ def config_hash(cfg) -> str:
 
 
 def to_json(c: Circuit) -> dict:
-  node = lambda n: {k: v for k, v in dataclasses.asdict(n).items() if v is not None}
   return {
       "schema": SCHEMA, "model": c.model, "task": c.task, "ablation": c.ablation,
-      "nodes": [node(n) for n in c.nodes],
-      "edges": [{"source": e.source, "target": e.target, "param": e.param,
+      "nodes": [n.to_json() for n in c.nodes],
+      "edges": [{"source": e.source_node, "target": e.target_node, "param": e.param,
                  "index": list(e.index), "value": e.value} for e in c.edges],
       "calibration": {"scale": c.calibration.scale,
                       "shift": {str(t): s for t, s in c.calibration.shift.items()}},
@@ -67,7 +66,7 @@ def from_json(d: dict) -> Circuit:
   cal = d["calibration"]
   return Circuit(
       model=d["model"], task=d["task"], ablation=d["ablation"],
-      nodes=tuple(Node(**n) for n in d["nodes"]),
+      nodes=tuple(Node.from_json(n) for n in d["nodes"]),
       edges=tuple(Edge(e["source"], e["target"], e["param"], tuple(e["index"]), e["value"])
                   for e in d["edges"]),
       calibration=Calibration(float(cal["scale"]),

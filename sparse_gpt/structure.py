@@ -9,8 +9,8 @@ circuit edges of METHOD.md section 8). `param_kinds`, `sharding`, `config.LOCATI
 added to the model is described here or fails loudly, never falls to a default.
 """
 
+from collections.abc import Callable
 import dataclasses
-from typing import Callable
 
 # Parameter kinds.
 HIDDEN = "hidden"  # attention and MLP kernels: the hidden density

@@ -48,8 +48,8 @@ class Node:
 
   @classmethod
   def from_json(cls, record: dict) -> "Node":
-    return cls(record["location"], record["layer"], record["index"], record.get("head"),
-               record.get("channel"))
+    fields = dict(record)  # an unknown key is a TypeError, as for a malformed file
+    return cls(fields.pop("location"), **fields)
 
   def label(self) -> str:
     where = f"[{self.index}]"

@@ -10,10 +10,10 @@ import ml_collections
 import numpy as np
 
 from sparse_gpt import config_checks
+from sparse_gpt import structure
 
-# Node location types, in the order the forward pass meets them within a layer.
-LOCATIONS = ("attn.in", "attn.q", "attn.k", "attn.v", "attn.out",
-             "mlp.in", "mlp.neuron", "mlp.out")
+# Node location types (structure.SITES), in the order the forward pass meets them.
+LOCATIONS = tuple(site.name for site in structure.SITES)
 
 
 def defaults() -> ml_collections.ConfigDict:

@@ -1,14 +1,12 @@
-"""What each parameter is, by its path: decides sparsity, weight decay and sharding.
+"""What each parameter is, by its path: decides sparsity and weight decay.
 
-Paths are dotted, as in checkpoints and circuit files: "blocks.3.attn.q.kernel".
+Paths are dotted, as in checkpoints and circuit files: "blocks.3.attn.q.kernel". The kind
+of each path is its entry in structure.PARAMS.
 """
 
 import jax
 
-HIDDEN = "hidden"  # attention and MLP kernels: the hidden density
-EMBED = "embed"  # embedding, unembedding (and biases when sparse): the embedding density
-BIAS_DENSE = "bias"  # biases when they are not sparsified
-DENSE = "dense"  # norm gains, attention sinks, bigram table: never sparse, never decayed
+from sparse_gpt.structure import BIAS, EMBED, HIDDEN, param
 
 
 def path_name(path) -> str:
@@ -25,14 +23,9 @@ def path_name(path) -> str:
 
 
 def kind_of(name: str, sparse_biases: bool) -> str:
-  leaf = name.rsplit(".", 1)[-1]
-  if leaf == "bias":
-    return EMBED if sparse_biases else BIAS_DENSE
-  if name.startswith(("embed.", "pos_embed.", "unembed.")):
-    return EMBED
-  if leaf == "kernel":
-    return HIDDEN
-  return DENSE
+  """HIDDEN, EMBED, BIAS (a bias left dense) or DENSE."""
+  kind = param(name).kind
+  return EMBED if kind == BIAS and sparse_biases else kind
 
 
 def kinds(params, sparse_biases: bool):

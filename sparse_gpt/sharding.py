@@ -1,44 +1,29 @@
-"""The device mesh and the one table that decides how every array is sharded.
+"""The device mesh, and where on it every array lives.
 
 Mesh axes: `data` (batch only), `fsdp` (batch and parameters), `tensor` (heads, MLP
 neurons, vocabulary). Changing the parallelism is a config edit (`mesh.*`), or a
 one-line edit of `LOGICAL_TO_MESH`.
 
-The table is keyed by the end of a dotted path, so it covers the parameters and every
-parameter-shaped leaf of the optimizer state ("inner.1.0.mu.blocks.0.attn.q.kernel"):
-the Adam moments live exactly where their parameters live. Activations are sharded over
-the batch (`BATCH`, set on the input) and XLA propagates that through the model; the
-embedding table is split over the vocabulary only, because splitting its width over
-fsdp made XLA re-gather whole activations after the lookup.
+Every parameter's logical axes come from its entry in structure.PARAMS, looked up by the
+end of its dotted path, so the same entry covers every parameter-shaped leaf of the
+optimizer state ("inner.1.0.mu.blocks.0.attn.q.kernel"): the Adam moments live exactly
+where their parameters live. Scalars (the step, optax's counts) are replicated; any other
+leaf that structure.py does not describe is an error. Activations are sharded over the
+batch (`BATCH`, set on the input) and XLA propagates that through the model.
 """
 
 import math
-import re
 
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 import ml_collections
 
 from sparse_gpt import param_kinds
+from sparse_gpt import structure
 from sparse_gpt.errors import ConfigError
 
 AXES = ("data", "fsdp", "tensor")
 
-# Path pattern -> logical axis of each dimension (first match wins). `(^|\.)` keeps
-# "embed.embedding" from matching "pos_embed.embedding".
-PARAM_RULES = (
-    (r"(^|\.)embed\.embedding$", ("vocab", None)),
-    (r"(^|\.)pos_embed\.embedding$", (None, "embed")),
-    (r"attn\.[qkv]\.kernel$", ("embed", "heads")),
-    (r"attn\.[qkv]\.bias$", ("heads",)),
-    (r"attn\.o\.kernel$", ("heads", "embed")),
-    (r"mlp\.up\.kernel$", ("embed", "mlp")),
-    (r"mlp\.up\.bias$", ("mlp",)),
-    (r"mlp\.down\.kernel$", ("mlp", "embed")),
-    (r"unembed\.kernel$", ("embed", "vocab")),
-    (r"(^|\.)bigram$", ("vocab", None)),
-    (r".", ()),  # gains, sinks, residual-width biases, step counters: small, replicated
-)
 LOGICAL_TO_MESH = {"embed": "fsdp", "heads": "tensor", "mlp": "tensor", "vocab": "tensor"}
 BATCH = ("data", "fsdp")
 
@@ -60,8 +45,10 @@ def make_mesh(mesh_cfg: ml_collections.ConfigDict, devices=None) -> jax.sharding
 
 
 def spec_for(name: str, shape: tuple[int, ...], mesh: jax.sharding.Mesh) -> P:
-  """The PartitionSpec of the array at dotted path `name`, by the rules table."""
-  logical = next(axes for pattern, axes in PARAM_RULES if re.search(pattern, name))
+  """The PartitionSpec of the array at dotted path `name`, by its structure entry."""
+  if not shape:
+    return P()
+  logical = structure.param(name).axes
   dims = []
   for size, axis in zip(shape, logical + (None,) * (len(shape) - len(logical))):
     mesh_axis = LOGICAL_TO_MESH.get(axis)

@@ -145,7 +145,7 @@ def test_the_planted_nodes_come_back_exactly(pruned):
   assert set(c.nodes) == PLANTED
   assert c.metrics["train"]["circuit_loss_raw"] <= 0.15
   assert c.metrics["train"]["full_model_loss"] < 0.05
-  edges = {(c.nodes[e.source].location, c.nodes[e.target].location, e.param, e.index,
+  edges = {(c.nodes[e.source_node].site, c.nodes[e.target_node].site, e.param, e.index,
             e.value) for e in c.edges}
   assert edges == {("attn.in", "attn.v", "blocks.0.attn.v.kernel", (0, 0), 1.0),
                    ("attn.v", "attn.out", "blocks.0.attn.o.kernel", (0, 1), 20.0)}

@@ -40,7 +40,7 @@ class Circuit:
   task: dict  # name, source, pairs_file, pair_seed, train_pairs, heldout_pairs, dropped_pairs
   ablation: dict  # kind, mean_windows
   nodes: tuple[Node, ...]
-  edges: tuple[Edge, ...]  # source and target index into `nodes`
+  edges: tuple[Edge, ...]  # source_node and target_node index into `nodes`
   calibration: Calibration
   metrics: dict
   prune_config: dict
@@ -71,11 +71,10 @@ def config_hash(cfg) -> str:
 
 
 def to_json(c: Circuit) -> dict:
-  node = lambda n: {k: v for k, v in dataclasses.asdict(n).items() if v is not None}
   return {
       "schema": SCHEMA, "model": c.model, "task": c.task, "ablation": c.ablation,
-      "nodes": [node(n) for n in c.nodes],
-      "edges": [{"source": e.source, "target": e.target, "param": e.param,
+      "nodes": [n.to_json() for n in c.nodes],
+      "edges": [{"source": e.source_node, "target": e.target_node, "param": e.param,
                  "index": list(e.index), "value": e.value} for e in c.edges],
       "calibration": {"scale": c.calibration.scale,
                       "shift": {str(t): s for t, s in c.calibration.shift.items()}},
@@ -127,15 +126,16 @@ class _Fields:
   def node(self, obj, where: str) -> Node:
     if not isinstance(obj, dict) or not set(obj) <= _NODE_KEYS:
       raise self.error(where, f"must be an object with keys {', '.join(sorted(_NODE_KEYS))}")
-    location = self.get(obj, "location", f"{where}.location",
+    self.get(obj, "location", f"{where}.location",
                         (lambda x: x in config_lib.LOCATIONS,
                          f"one of {', '.join(config_lib.LOCATIONS)}"))
     head = self.get(obj, "head", f"{where}.head", _IS_COUNT, None)
     channel = self.get(obj, "channel", f"{where}.channel", _IS_COUNT, None)
     if (head is None) != (channel is None):
       raise self.error(where, "must have both head and channel or neither")
-    return Node(location, self.get(obj, "layer", f"{where}.layer", _IS_COUNT),
-                self.get(obj, "index", f"{where}.index", _IS_COUNT), head, channel)
+    self.get(obj, "layer", f"{where}.layer", _IS_COUNT)
+    self.get(obj, "index", f"{where}.index", _IS_COUNT)
+    return Node.from_json(obj)
 
   def edge(self, obj, where: str, n_nodes: int) -> Edge:
     if not isinstance(obj, dict):

@@ -1,7 +1,8 @@
 """Every node of a model in one flat vector, and the mask parameters that gate them.
 
-Nodes are ordered layer by layer, and within a layer by location in forward order
-(config.LOCATIONS); node n of location "{i}.attn.q" is head n // K, channel n % K.
+A site is a kind of location within a layer ("attn.q", structure.SITES); a location is
+one site of one layer ("0.attn.q"). Nodes are ordered layer by layer, and within a layer
+by site in forward order; node n of location "{i}.attn.q" is head n // K, channel n % K.
 Each node has one mask parameter, except with tied Q/K masks, where key channel (h, c)
 shares the parameter of query channel (h, c): a tied pair is one parameter, two nodes.
 """
@@ -12,26 +13,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sparse_gpt import config as config_lib
+from sparse_gpt import structure
 from sparse_gpt.errors import UserError
 from sparse_gpt.model import NodeEdit
-
-_HEADED = ("attn.q", "attn.k", "attn.v")
 
 
 @dataclasses.dataclass(frozen=True)
 class Location:
   name: str  # "0.attn.q"
   layer: int
-  kind: str  # "attn.q"
+  site: str  # "attn.q"
   size: int
   start: int  # index of its first node in the flat node vector
 
 
 @dataclasses.dataclass(frozen=True)
 class Node:
-  """One node as a circuit file names it."""
-  location: str  # kind, e.g. "attn.q"
+  """One node as a circuit file names it (its JSON key for the site is "location")."""
+  site: str  # "attn.q"
   layer: int
   index: int
   head: int | None = None  # for q, k, v
@@ -39,7 +38,18 @@ class Node:
 
   @property
   def name(self) -> str:
-    return f"{self.layer}.{self.location}"
+    return f"{self.layer}.{self.site}"
+
+  def to_json(self) -> dict:
+    """Its record in a circuit file (docs/circuit_schema.md); head and channel if set."""
+    record = {"location": self.site, "layer": self.layer, "index": self.index,
+              "head": self.head, "channel": self.channel}
+    return {k: v for k, v in record.items() if v is not None}
+
+  @classmethod
+  def from_json(cls, record: dict) -> "Node":
+    fields = dict(record)  # an unknown key is a TypeError, as for a malformed file
+    return cls(fields.pop("location"), **fields)
 
   def label(self) -> str:
     where = f"[{self.index}]"
@@ -56,22 +66,19 @@ class Layout:
                 model_cfg.d_mlp, tie_qk)
     self.tie_qk = tie_qk
     self.d_head = model_cfg.d_head
-    hk = model_cfg.n_head * model_cfg.d_head
-    sizes = {"attn.in": model_cfg.d_model, "attn.q": hk, "attn.k": hk, "attn.v": hk,
-             "attn.out": model_cfg.d_model, "mlp.in": model_cfg.d_model,
-             "mlp.neuron": model_cfg.d_mlp, "mlp.out": model_cfg.d_model}
     locations, start = [], 0
     for layer in range(model_cfg.n_layer):
-      for kind in config_lib.LOCATIONS:
-        locations.append(Location(f"{layer}.{kind}", layer, kind, sizes[kind], start))
-        start += sizes[kind]
+      for site in structure.SITES:
+        size = site.width(model_cfg)
+        locations.append(Location(f"{layer}.{site.name}", layer, site.name, size, start))
+        start += size
     self.locations = tuple(locations)
     self.by_name = {loc.name: loc for loc in self.locations}
     self.n_nodes = start
     owner_N = np.arange(self.n_nodes)
     if tie_qk:
       for loc in self.locations:
-        if loc.kind == "attn.k":
+        if loc.site == "attn.k":
           q = self.by_name[f"{loc.layer}.attn.q"]
           owner_N[loc.start:loc.start + loc.size] = np.arange(q.start, q.start + q.size)
     # Parameters are numbered in node order, skipping nodes that borrow another's.
@@ -103,9 +110,9 @@ class Layout:
     loc = self.locations[int(np.searchsorted([l.start for l in self.locations], n,
                                              side="right")) - 1]
     i = n - loc.start
-    if loc.kind in _HEADED:
-      return Node(loc.kind, loc.layer, i, i // self.d_head, i % self.d_head)
-    return Node(loc.kind, loc.layer, i)
+    if structure.SITE[loc.site].headed:
+      return Node(loc.site, loc.layer, i, i // self.d_head, i % self.d_head)
+    return Node(loc.site, loc.layer, i)
 
   def index(self, node: Node) -> int:
     loc = self.by_name.get(node.name)

@@ -194,14 +194,12 @@ def _reinitialised(run, layout: Layout, cfg) -> Subject:
 
 def _circuit(run, layout, data, cfg, keep_N, calibration, metrics) -> circuit_lib.Circuit:
   kept = np.flatnonzero(np.asarray(keep_N))
-  position = {int(n): i for i, n in enumerate(kept)}
   nodes = tuple(layout.node(int(n)) for n in kept)
-  edges = tuple(dataclasses.replace(e, source=position[e.source], target=position[e.target])
-                for e in edges_lib.between(run.params, layout, kept))
+  edges = tuple(edges_lib.between(run.params, layout, kept))
   metrics["nodes"], metrics["edges"] = len(nodes), len(edges)
-  metrics["nodes_by_location"] = dict(collections.Counter(n.location for n in nodes))
+  metrics["nodes_by_location"] = dict(collections.Counter(n.site for n in nodes))
   metrics["edges_by_location"] = dict(collections.Counter(
-      f"{nodes[e.source].location}->{nodes[e.target].location}" for e in edges))
+      f"{nodes[e.source_node].site}->{nodes[e.target_node].site}" for e in edges))
   return circuit_lib.Circuit(
       model={"workdir": str(run.workdir), "step": run.step,
              "config_hash": circuit_lib.config_hash(run.config)},

@@ -48,10 +48,10 @@ def text(c: Circuit) -> str:
   node) with its weight."""
   into = collections.defaultdict(list)
   for e in c.edges:
-    into[e.target].append(e)
+    into[e.target_node].append(e)
   lines = [f"{c.task['name']}: {len(c.nodes)} nodes, {len(c.edges)} edges"]
   order = sorted(range(len(c.nodes)), key=lambda i: (
-      c.nodes[i].layer, config_lib.LOCATIONS.index(c.nodes[i].location), c.nodes[i].index))
+      c.nodes[i].layer, config_lib.LOCATIONS.index(c.nodes[i].site), c.nodes[i].index))
   layer = None
   for i in order:
     node = c.nodes[i]
@@ -60,7 +60,7 @@ def text(c: Circuit) -> str:
       lines.append(f"layer {layer}")
     lines.append(f"  {node.label()}")
     for e in sorted(into[i], key=lambda e: -abs(e.value)):
-      lines.append(f"      <- {c.nodes[e.source].label()}  {e.value:+.4f}")
+      lines.append(f"      <- {c.nodes[e.source_node].label()}  {e.value:+.4f}")
   return "\n".join(lines)
 
 

@@ -3,8 +3,8 @@ jits the train step with its shardings and donation (`build`): the training loop
 dry run (`aot.py`) and the benchmark all run what `build` returns.
 """
 
+from collections.abc import Callable
 import dataclasses
-from typing import Callable
 
 import flax
 from flax import nnx

@@ -3,7 +3,6 @@ with ties at the k-th value, rows of zeros and a neuron floor, and is chosen by 
 sharding the caller passes (no mesh in context)."""
 
 import jax
-import jax.numpy as jnp
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 import numpy as np
 

@@ -1,7 +1,7 @@
 """Train-step tokens/s of dense, weight-sparse and weight+activation-sparse models.
 
-All three run the real training step (`train.init_state` + `make_train_step`, jitted
-with donation) in one process, interleaved round by round so that machine noise hits
+All three run the real training step (`train_step.build`: sharded, jitted with
+donation) in one process, interleaved round by round so that machine noise hits
 them alike; each figure is the median over rounds. MFU is the dense model's FLOPs per
 token (the same figure for all three, so they compare like with like) times tokens/s,
 over a float32 matmul peak measured in the same process.
@@ -17,7 +17,6 @@ import numpy as np
 
 from sparse_gpt import config as config_lib
 from sparse_gpt import sharding
-from sparse_gpt import train
 from sparse_gpt import train_step as ts
 
 VARIANTS = ("dense", "weight_sparse", "sparse")
@@ -83,16 +82,12 @@ class _Runner:
   def __init__(self, variant: str):
     self.cfg = bench_config(variant)
     self.mesh = sharding.make_mesh(self.cfg.mesh)
-    graphdef, tx, self.state = train.init_state(self.cfg, self.mesh)
-    state_sh = jax.tree.map(lambda x: x.sharding, self.state)
-    batch_sh = sharding.batch_sharding(self.mesh)
-    self.step = jax.jit(ts.make_train_step(graphdef, tx, self.cfg), donate_argnums=0,
-                        in_shardings=(state_sh, batch_sh),
-                        out_shardings=(state_sh, sharding.replicated(self.mesh)))
+    training = ts.build(self.cfg, self.mesh)
+    self.state, self.step = training.init(), training.step
     t, m = self.cfg.train, self.cfg.model
     tokens = np.random.default_rng(0).integers(0, self.cfg.data.vocab_size,
                                                (t.batch_size, m.n_ctx + 1), np.int32)
-    self.batch = jax.device_put(tokens, batch_sh)
+    self.batch = jax.device_put(tokens, sharding.batch_sharding(self.mesh))
     self.tokens_per_step = t.batch_size * m.n_ctx
 
   def run(self, n: int) -> tuple[float, float]:

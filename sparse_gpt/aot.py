@@ -19,7 +19,6 @@ import ml_collections
 
 from sparse_gpt import config as config_lib
 from sparse_gpt import sharding
-from sparse_gpt import train
 from sparse_gpt import train_step as ts
 from sparse_gpt.errors import ConfigError
 
@@ -76,14 +75,12 @@ def memory_report(cfg: ml_collections.ConfigDict, topology: Topology) -> dict:
   config_lib.validate(cfg)
   devices = fake_cpu_devices(topology.devices)
   mesh = sharding.make_mesh(cfg.mesh, devices)
-  graphdef, tx, state = train.abstract_state(cfg, mesh)
+  training = ts.build(cfg, mesh)  # the step the training loop runs
+  state = training.abstract
   batch = jax.ShapeDtypeStruct((cfg.train.batch_size, cfg.model.n_ctx + 1), jnp.int32,
                                sharding=sharding.batch_sharding(mesh))
-  state_sh = jax.tree.map(lambda x: x.sharding, state)
-  step = jax.jit(ts.make_train_step(graphdef, tx, cfg), donate_argnums=0,
-                 out_shardings=(state_sh, sharding.replicated(mesh)))
-  with jax.set_mesh(mesh):
-    compiled = step.lower(state, batch).compile()
+  with jax.set_mesh(mesh):  # as the training loop runs it
+    compiled = training.step.lower(state, batch).compile()
   mem = compiled.memory_analysis()
   report = dict(
       topology=topology.name, devices=topology.devices, chip=topology.chip,

@@ -22,7 +22,10 @@ def learning_rate(step, cfg: ml_collections.ConfigDict):
   return t.learning_rate * shape * jnp.sqrt(final / now)
 
 
-def make(cfg: ml_collections.ConfigDict, params) -> optax.GradientTransformation:
+def make(cfg: ml_collections.ConfigDict, params, shardings=None
+         ) -> optax.GradientTransformation:
+  """The optimizer for `params`; `shardings`, the parameters' NamedShardings (a tree like
+  `params`), lets the weight-sparsity projection run shard by shard."""
   t = cfg.train
   n_params = sum(x.size for x in jax.tree.leaves(params))
   adamw = optax.adamw(lambda step: learning_rate(step, cfg), b1=t.beta1, b2=t.beta2,
@@ -34,7 +37,7 @@ def make(cfg: ml_collections.ConfigDict, params) -> optax.GradientTransformation
     scale = (optax.clip_by_global_norm(limit) if t.grad_rms_mode == "clip"
              else rescale_to_global_norm(limit))
     adamw = optax.chain(scale, adamw)
-  return weight_sparsity.sparsify(adamw, cfg) if cfg.sparsity.enabled else adamw
+  return weight_sparsity.sparsify(adamw, cfg, shardings) if cfg.sparsity.enabled else adamw
 
 
 def rescale_to_global_norm(norm: float) -> optax.GradientTransformation:

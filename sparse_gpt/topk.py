@@ -27,39 +27,47 @@ def _row_counts(bits_RxN: jax.Array, t: jax.Array) -> jax.Array:
   return (bits_RxN >= t).astype(jnp.float32) @ jnp.ones(bits_RxN.shape[1], jnp.float32)
 
 
-def _kth_bits(bits_RxN: jax.Array, k, per_row: bool) -> tuple[jax.Array, jax.Array]:
-  """(t, count of entries >= t), where t has exactly k entries >= t, or else is the
-  k-th largest entry: for each row ([R, 1]) or for all rows ([])."""
-  if per_row:
-    count = lambda t: _row_counts(bits_RxN, t)[:, None]
-    shape = (bits_RxN.shape[0], 1)
-  else:
-    count = lambda t: jnp.sum(_row_counts(bits_RxN, t).astype(jnp.int32))
-    shape = ()
-  count_0 = jnp.full(shape, bits_RxN.shape[1] if per_row else bits_RxN.size,
-                     jnp.float32 if per_row else jnp.int32)
+def kth_bits(count, k, n: int, everywhere=jnp.all) -> tuple[jax.Array, jax.Array]:
+  """(t, count(t)), where t has exactly k entries >= t, or else is the k-th largest entry.
+
+  `count(t)`: the number of entries whose bits are >= t, for each row (any shape) or for
+  all; `n`: that number at t = 0, every entry. `everywhere(done)`: whether every row is
+  done; on a sharded tensor it must agree across devices, so that all of them make the
+  same passes (and so the same collectives inside `count`).
+  """
   # Invariant: count(lo) >= k > count(hi). Stop once every row has count(lo) == k (lo
   # separates the top k) or hi == lo + 1 (lo is the k-th largest). The first probe is
   # the smallest positive value: rows with fewer than k nonzeros (common in sparse
-  # models) are then done at once instead of bisecting down to zero.
+  # models) are then done at once instead of bisecting down to zero. Its result also
+  # gives the loop state its shape (and, under shard_map, how it varies over devices).
+  count_1 = count(1)
+  ok = count_1 >= k
+  first = (jnp.where(ok, 1, 0).astype(jnp.int32),
+           jnp.where(ok, _ABOVE_INF, 1).astype(jnp.int32), jnp.where(ok, count_1, n))
+
   def running(state):
     i, lo, hi, count_lo = state
-    return (i < 32) & ~jnp.all((count_lo == k) | (hi - lo <= 1))
+    return (i < 32) & ~everywhere((count_lo == k) | (hi - lo <= 1))
+
   def halve(state):
     i, lo, hi, count_lo = state
-    mid = jnp.where(i == 0, 1, lo + (hi - lo) // 2)
+    mid = lo + (hi - lo) // 2
     count_mid = count(mid)
     ok = count_mid >= k
     return (i + 1, jnp.where(ok, mid, lo), jnp.where(ok, hi, mid),
             jnp.where(ok, count_mid, count_lo))
-  _, lo, _, count_lo = jax.lax.while_loop(running, halve, (
-      0, jnp.zeros(shape, jnp.int32), jnp.full(shape, _ABOVE_INF, jnp.int32), count_0))
+
+  _, lo, _, count_lo = jax.lax.while_loop(running, halve, (1, *first))
   return lo, count_lo
 
 
 def _bisection_mask(bits_RxN: jax.Array, k, per_row: bool) -> jax.Array:
   """Exactly k entries (per row or in all): those above the k-th value, then ties."""
-  kth, count_kth = _kth_bits(bits_RxN, k, per_row)
+  if per_row:
+    count, n = lambda t: _row_counts(bits_RxN, t)[:, None], bits_RxN.shape[1]
+  else:
+    count, n = lambda t: jnp.sum(_row_counts(bits_RxN, t).astype(jnp.int32)), bits_RxN.size
+  kth, count_kth = kth_bits(count, k, n)
 
   def tie_break():
     above, ties = bits_RxN > kth, bits_RxN == kth

@@ -11,15 +11,12 @@ import signal
 from absl import logging
 import jax
 from jax.experimental import multihost_utils
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from sparse_gpt import checkpoints
 from sparse_gpt import config as config_lib
 from sparse_gpt import data
-from sparse_gpt import model
-from sparse_gpt import optim
 from sparse_gpt import progress
 from sparse_gpt import sharding
 from sparse_gpt import tokenized
@@ -27,33 +24,6 @@ from sparse_gpt import train_step as ts
 from sparse_gpt import weight_sparsity
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import TrainingDiverged
-
-
-def abstract_state(cfg, mesh):
-  """(graphdef, tx, state of ShapeDtypeStructs with their shardings): no memory used.
-
-  Parameters and every parameter-shaped leaf of the optimizer state take their sharding
-  from the one rules table, so the Adam moments live where their parameters live.
-  """
-  graphdef, params = model.abstract(cfg)
-  tx = optim.make(cfg, params)
-  shapes = ts.TrainState(jax.ShapeDtypeStruct((), jnp.int32), params,
-                         jax.eval_shape(tx.init, params))
-  state = jax.tree.map(lambda x, sh: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh),
-                       shapes, sharding.tree_shardings(shapes, mesh))
-  return graphdef, tx, state
-
-
-def init_state(cfg, mesh):
-  """(graphdef, tx, state) with every array created in place on the mesh."""
-  graphdef, tx, abstract = abstract_state(cfg, mesh)
-
-  def init(key):
-    params = model.init(cfg, key)[1]
-    return ts.TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
-
-  shardings = jax.tree.map(lambda x: x.sharding, abstract)
-  return graphdef, tx, jax.jit(init, out_shardings=shardings)(jax.random.key(cfg.seed))
 
 
 def _global_batch(local_BxL1: np.ndarray, mesh) -> jax.Array:
@@ -112,7 +82,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
 
   mesh = sharding.make_mesh(cfg.mesh)
   t = cfg.train
-  graphdef, tx, state = init_state(cfg, mesh)
+  training = ts.build(cfg, mesh)
+  state = training.init()
   data_iter = iter(data.train_dataset(corpus.train_tokens, cfg.model.n_ctx, t.batch_size,
                                       cfg.seed, jax.process_index(), jax.process_count()))
   ckpts = checkpoints.Checkpoints(wd / "checkpoints", keep=t.keep_checkpoints)
@@ -124,11 +95,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
     progress.say(f"Resumed from the checkpoint at step {step}.")
   start = int(state.step)
 
-  state_sh = jax.tree.map(lambda x: x.sharding, state)
-  train_step = jax.jit(ts.make_train_step(graphdef, tx, cfg), donate_argnums=0,
-                       in_shardings=(state_sh, sharding.batch_sharding(mesh)),
-                       out_shardings=(state_sh, sharding.replicated(mesh)))
-  eval_step = jax.jit(ts.make_eval_step(graphdef))
+  train_step = training.step
+  eval_step = jax.jit(ts.make_eval_step(training.graphdef))
   pi, pc = jax.process_index(), jax.process_count()
   val = [_global_batch(b[pi::pc], mesh) for b in data.eval_batches(
       corpus.val_tokens, cfg.model.n_ctx, t.batch_size, t.eval_batches)]

@@ -6,7 +6,8 @@ the rest become exactly zero. With a neuron floor j, every output channel (colum
 global top-k fills the rest. Densities anneal linearly from 1 to their target.
 
 Top-k is `topk.topk_mask`: a bisection whose k may be traced, so the annealed k needs
-no recompilation, and whose count is exact.
+no recompilation, and whose count is exact. A tensor its sharding splits is projected
+shard by shard with the masks of `sharded_topk`, to the same result.
 """
 
 from typing import NamedTuple
@@ -14,6 +15,7 @@ from typing import NamedTuple
 from flax import nnx
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
 import ml_collections
 import optax
 
@@ -21,14 +23,37 @@ from sparse_gpt import param_kinds
 from sparse_gpt import sharded_topk
 from sparse_gpt.topk import topk_mask
 
-def project_tensor(w: jax.Array, k: jax.Array | int, neuron_floor: int) -> jax.Array:
-  """w with all but its top-k |entries| zeroed; 2-D tensors honour the neuron floor."""
+
+def _project(w, k, neuron_floor: int, shape: tuple[int, ...], column_mask, mask):
+  """The projection of `w` (of `shape`, or a shard of it), given its top-k masks:
+  `column_mask(m, j)` keeps the j largest of each column of m, `mask(m, k)` k in all."""
   magnitude = jnp.abs(w).astype(jnp.float32)
-  if w.ndim == 2 and neuron_floor > 0:
-    floor = topk_mask(magnitude, min(neuron_floor, w.shape[0]), axis=0)
-    magnitude = jnp.where(floor, jnp.inf, magnitude)
-    k = jnp.maximum(k, min(neuron_floor, w.shape[0]) * w.shape[1])
-  return jnp.where(topk_mask(magnitude, k), w, 0)
+  if len(shape) == 2 and neuron_floor > 0:
+    j = min(neuron_floor, shape[0])
+    magnitude = jnp.where(column_mask(magnitude, j), jnp.inf, magnitude)
+    k = jnp.maximum(k, j * shape[1])
+  return jnp.where(mask(magnitude, k), w, 0)
+
+
+def project_tensor(w: jax.Array, k: jax.Array | int, neuron_floor: int,
+                   sharding: NamedSharding | None = None) -> jax.Array:
+  """w with all but its top-k |entries| zeroed; 2-D tensors honour the neuron floor.
+
+  When `sharding` (w's) splits w, every device projects its own shard (sharded_topk),
+  never gathering w; the result is the same.
+  """
+  if sharding is None or sharding.is_fully_replicated:
+    return _project(w, k, neuron_floor, w.shape,
+                    lambda m, j: topk_mask(m, j, axis=0), topk_mask)
+  spec = sharding.spec
+
+  def local(shard, k):
+    return _project(shard, k, neuron_floor, w.shape,
+                    lambda m, j: sharded_topk.column_topk_mask(m, j, spec),
+                    lambda m, k: sharded_topk.topk_mask(m, k, spec))
+
+  return jax.shard_map(local, mesh=sharding.mesh, in_specs=(spec, P()), out_specs=spec)(
+      w, jnp.asarray(k, jnp.int32))
 
 
 def density_at(step, total_steps: int, target: float, start: float, end: float):
@@ -51,20 +76,21 @@ def densities_at(step, cfg: ml_collections.ConfigDict) -> Densities:
   return Densities(hidden=at(s.target_density), embed=at(s.embed_density))
 
 
-def project(params: nnx.State, step, cfg: ml_collections.ConfigDict) -> nnx.State:
-  """Projects every covered tensor onto its top-k for the density at `step`."""
+def project(params: nnx.State, step, cfg: ml_collections.ConfigDict,
+            shardings: nnx.State | None = None) -> nnx.State:
+  """Projects every covered tensor onto its top-k for the density at `step`.
+
+  `shardings`: the parameters' NamedShardings (a tree like `params`), if sharded.
+  """
   d = densities_at(step, cfg)
   kinds = param_kinds.kinds(params, cfg.sparsity.sparse_biases)
-  def one(path, kind, w):
+  def one(kind, w, sharding=None):
     if kind not in (param_kinds.HIDDEN, param_kinds.EMBED):
       return w
     density = d.hidden if kind == param_kinds.HIDDEN else d.embed
     k = jnp.maximum(1, jnp.round(density * w.size)).astype(jnp.int32)
-    spec = sharded_topk.spec_in_context(param_kinds.path_name(path), w.shape)
-    if spec is not None:  # sharded: project shard by shard, never gathering w
-      return sharded_topk.project_tensor(w, k, cfg.sparsity.neuron_floor, spec)
-    return project_tensor(w, k, cfg.sparsity.neuron_floor)
-  return jax.tree_util.tree_map_with_path(one, kinds, params)
+    return project_tensor(w, k, cfg.sparsity.neuron_floor, sharding)
+  return jax.tree.map(one, kinds, params, *([] if shardings is None else [shardings]))
 
 
 class SparsifyState(NamedTuple):
@@ -72,11 +98,12 @@ class SparsifyState(NamedTuple):
   inner: optax.OptState
 
 
-def sparsify(inner: optax.GradientTransformation, cfg: ml_collections.ConfigDict
-             ) -> optax.GradientTransformation:
+def sparsify(inner: optax.GradientTransformation, cfg: ml_collections.ConfigDict,
+             shardings: nnx.State | None = None) -> optax.GradientTransformation:
   """Wraps any optax optimizer so that the parameters it produces are projected.
 
   Gradients and the inner optimizer's moments stay dense; only parameters are pruned.
+  `shardings`: the parameters' NamedShardings, if sharded (see `project`).
   """
 
   def init(params):
@@ -85,7 +112,7 @@ def sparsify(inner: optax.GradientTransformation, cfg: ml_collections.ConfigDict
   def update(updates, state, params):
     updates, inner_state = inner.update(updates, state.inner, params)
     count = state.count + 1
-    projected = project(optax.apply_updates(params, updates), count, cfg)
+    projected = project(optax.apply_updates(params, updates), count, cfg, shardings)
     # p + (0 - p) is exactly 0, so pruned entries come out exactly zero.
     return jax.tree.map(jnp.subtract, projected, params), SparsifyState(count, inner_state)
 

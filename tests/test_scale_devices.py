@@ -21,10 +21,8 @@ import numpy as np
 
 import tiny_setup
 from sparse_gpt import param_kinds
-from sparse_gpt import sharded_topk
 from sparse_gpt import sharding
 from sparse_gpt import topk
-from sparse_gpt import train
 from sparse_gpt import train_step
 from sparse_gpt import weight_sparsity
 
@@ -72,16 +70,16 @@ def topk_checks() -> dict:
     for spec in (P("fsdp", None), P("fsdp", "tensor"), P(("data", "fsdp"), "tensor")):
       placed = jax.device_put(matrix, NamedSharding(mesh, spec))
       out["topk_equal"].append(same(topk_1000(placed), topk_1000(matrix)))
-      got = jax.jit(lambda m, s=spec: sharded_topk.project_tensor(m, 700, 4, s, mesh))(
-          placed)
+      got = jax.jit(lambda m, s=placed.sharding: weight_sparsity.project_tensor(
+          m, 700, 4, s))(placed)
       out["projection_equal"].append(same(got, unsharded(matrix, 700, 4)))
   spec = P("fsdp", "tensor")  # and once without the neuron floor
-  got = jax.jit(lambda m: sharded_topk.project_tensor(m, 700, 0, spec, mesh))(
-      jax.device_put(w, NamedSharding(mesh, spec)))
+  placed = jax.device_put(w, NamedSharding(mesh, spec))
+  got = jax.jit(lambda m: weight_sparsity.project_tensor(m, 700, 0, placed.sharding))(placed)
   out["projection_equal"].append(same(got, unsharded(w, 700, 0)))
   bias = np.round(np.asarray(jax.random.normal(jax.random.key(1), (96,))))
-  got = jax.jit(lambda b: sharded_topk.project_tensor(b, 20, 4, P("tensor"), mesh))(
-      jax.device_put(bias, NamedSharding(mesh, P("tensor"))))
+  placed = jax.device_put(bias, NamedSharding(mesh, P("tensor")))
+  got = jax.jit(lambda b: weight_sparsity.project_tensor(b, 20, 4, placed.sharding))(placed)
   out["projection_equal"].append(same(got, unsharded(bias, 20, 4)))
   return out
 
@@ -94,14 +92,15 @@ def update_checks() -> dict:
   cfg.sparsity.enabled = True  # the update includes the (sharded) projection
   cfg.mesh.update(data=2, fsdp=4)
   mesh = sharding.make_mesh(cfg.mesh)  # all 8 devices
-  _, tx, state = train.abstract_state(cfg, mesh)
+  training = train_step.build(cfg, mesh)
+  tx, state = training.tx, training.abstract
   shardings = jax.tree.map(lambda x: x.sharding, state)
 
   def project_all(params):
-    def one(path, w):
-      spec = sharded_topk.spec_in_context(param_kinds.path_name(path), w.shape)
-      return w if spec is None else sharded_topk.project_tensor(w, w.size // 8, 4, spec)
-    return jax.tree_util.tree_map_with_path(one, params)
+    def one(w, sh):
+      return (w if sh.is_fully_replicated
+              else weight_sparsity.project_tensor(w, w.size // 8, 4, sh))
+    return jax.tree.map(one, params, shardings.params)
 
   with jax.set_mesh(mesh):
     update = jax.jit(tx.update, out_shardings=(shardings.params, shardings.opt_state))
@@ -115,7 +114,7 @@ def update_checks() -> dict:
 
   # Real arrays: every parameter-shaped optimizer leaf (the Adam moments) sits where
   # its parameter sits.
-  _, _, state = train.init_state(cfg, mesh)
+  state = training.init()
   flat = lambda tree: [(param_kinds.path_name(p), x)
                        for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]]
   params = dict(flat(state.params))
@@ -156,11 +155,8 @@ def losses_on_meshes() -> dict:
   for shape in ((1, 1, 1),) + MESHES:
     cfg.mesh.update(data=shape[0], fsdp=shape[1], tensor=shape[2])
     mesh = sharding.make_mesh(cfg.mesh, jax.devices()[:math.prod(shape)])
-    graphdef, tx, state = train.init_state(cfg, mesh)
-    state_sh = jax.tree.map(lambda x: x.sharding, state)
-    step = jax.jit(train_step.make_train_step(graphdef, tx, cfg),
-                   in_shardings=(state_sh, sharding.batch_sharding(mesh)),
-                   out_shardings=(state_sh, sharding.replicated(mesh)))
+    training = train_step.build(cfg, mesh)
+    state, step = training.init(), training.step
     losses = []
     with jax.set_mesh(mesh):
       for batch in batches:

@@ -10,7 +10,6 @@ import numpy as np
 from test_scale_devices import in_fresh_process
 import tiny_setup
 from sparse_gpt import sharding
-from sparse_gpt import train
 from sparse_gpt import train_step
 
 
@@ -19,10 +18,11 @@ def _train(steps=4, **model) -> dict:
   cfg = tiny_setup.tiny_config("unused", "unused", steps=steps)
   cfg.sparsity.enabled = False  # orthogonal to precision; keeps the compile short
   cfg.model.update(**model)
-  graphdef, tx, state = train.init_state(cfg, sharding.make_mesh(cfg.mesh))
+  training = train_step.build(cfg, sharding.make_mesh(cfg.mesh))
+  graphdef, state = training.graphdef, training.init()
   batch = np.random.default_rng(0).integers(0, cfg.data.vocab_size,
                                             (8, cfg.model.n_ctx + 1), dtype=np.int32)
-  step = jax.jit(train_step.make_train_step(graphdef, tx, cfg)).lower(state, batch).compile()
+  step = training.step.lower(state, batch).compile()
   losses = []
   for _ in range(steps):
     state, metrics = step(state, batch)

@@ -27,7 +27,7 @@ from sparse_gpt import checkpoints
 from sparse_gpt import data
 from sparse_gpt import sharding
 from sparse_gpt import tokenized
-from sparse_gpt import train
+from sparse_gpt import train_step
 from sparse_gpt import workdir as workdir_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_a_truncated_checkpoint_is_skipped_with_a_warning(setup, tmp_path, caplo
   biggest = max((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
   biggest.write_bytes(biggest.read_bytes()[:biggest.stat().st_size // 2])
 
-  _, _, state = train.abstract_state(cfg, sharding.make_mesh(cfg.mesh))
+  state = train_step.build(cfg, sharding.make_mesh(cfg.mesh)).abstract
   corpus = tokenized.prepare(cfg.data)
   data_iter = iter(data.train_dataset(corpus.train_tokens, cfg.model.n_ctx,
                                       cfg.train.batch_size, cfg.seed))

@@ -5,15 +5,10 @@ On a cluster every process runs the same command; see docs/scale_out.md.
 
 from absl import app
 from absl import flags
-import jax
-from ml_collections import config_flags
 
 from launch import common
-from sparse_gpt import distributed
-from sparse_gpt import report
-from sparse_gpt import train
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/tiny.py", "Run config.")
+_CONFIG = common.define_config_file("config", "experiments/tiny.py", "Run config.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go (a local "
                                "path or gs://...).", required=True)
 _COORDINATOR = flags.DEFINE_string(
@@ -25,6 +20,11 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0..num_pro
 
 def main(argv):
   del argv
+  # Imported once the flags parse, so that a bad flag answers before JAX loads.
+  import jax  # pylint: disable=g-import-not-at-top
+  from sparse_gpt import distributed  # pylint: disable=g-import-not-at-top
+  from sparse_gpt import report  # pylint: disable=g-import-not-at-top
+  from sparse_gpt import train  # pylint: disable=g-import-not-at-top
 
   def start_and_train():
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -36,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

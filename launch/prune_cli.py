@@ -50,9 +50,9 @@ def main(workdir: str | None, task: str = "", pairs: str = "", name: str = "",
   if pairs:
     name = name or pathlib.Path(pairs).stem
     check_name(name)
-    check_overwrite(workdir, name, _source("pairs_file", pairs), overwrite)
+    check_overwrite(workdir, name, pairs, overwrite)
   elif task != ALL:
-    check_overwrite(workdir, task, _source("registry"), overwrite)
+    check_overwrite(workdir, task, None, overwrite)
   run = run_io.load_run(workdir)
   if pairs:
     return _one(run, pipeline.file_task(run, pairs, name, cfg), cfg, say)
@@ -68,14 +68,15 @@ def check_name(name: str) -> None:
                     "a dot), not a path; e.g. --name=my_task")
 
 
-def _source(kind: str, pairs_file: str | None = None) -> tuple[str, str | None]:
+def _source(kind: str, pairs_file: str | None) -> tuple[str, str | None]:
   """Where a circuit's pairs came from: its file's task.source and task.pairs_file."""
   return kind, None if pairs_file is None else os.path.realpath(pairs_file)
 
 
-def check_overwrite(workdir: str, name: str, source: tuple[str, str | None],
+def check_overwrite(workdir: str, name: str, pairs_file: str | None,
                     overwrite: bool) -> None:
-  """Refuses to replace a circuit of another source (task or pairs file) unasked."""
+  """Refuses to replace the circuit of another source (a registered task, or a pairs file
+  other than `pairs_file`; None for the registered task `name`) unless `overwrite`."""
   path = pipeline.circuit_path(workdir, name)
   if overwrite or not path.exists():
     return
@@ -84,7 +85,7 @@ def check_overwrite(workdir: str, name: str, source: tuple[str, str | None],
     old = _source(recorded["source"], recorded["pairs_file"])
   except (json.JSONDecodeError, KeyError, TypeError):
     old = None
-  if old == source:
+  if old == _source("registry" if pairs_file is None else "pairs_file", pairs_file):
     return  # re-pruning the same pairs replaces the older result
   held = ("no readable circuit" if old is None else
           f"the circuit of {'registered task ' + name if old[0] == 'registry' else old[1]}")
@@ -105,7 +106,7 @@ def prune_solved(run, cfg, say=progress.say, overwrite: bool = False) -> list[st
   lines, pruned = [], 0
   for name in registry.names():
     try:
-      check_overwrite(run.workdir, name, _source("registry"), overwrite)
+      check_overwrite(run.workdir, name, None, overwrite)
       data = pipeline.registry_task(run, name, cfg)
       c = pipeline.prune(run, data, cfg, say)
     except pipeline.NotSolved as e:

@@ -3,6 +3,8 @@
 On a cluster every process runs the same command; see docs/scale_out.md.
 """
 
+import re
+
 from absl import app
 from absl import flags
 
@@ -14,8 +16,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go (
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run that "
     "no TPU, SLURM or Open MPI environment describes.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0..num_processes-1.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.",
+                                      lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0..num_processes-1.",
+                                   lower_bound=0)
+flags.register_validator("coordinator_address",
+                         lambda address: address is None or re.fullmatch(r".+:\d+", address),
+                         "give host:port, e.g. --coordinator_address=10.0.0.1:1234")
+flags.register_multi_flags_validator(
+    ["num_processes", "process_id"],
+    lambda f: None in f.values() or f["process_id"] < f["num_processes"],
+    "--process_id counts from 0 to --num_processes - 1")
 
 
 def main(argv):

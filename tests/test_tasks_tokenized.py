@@ -232,6 +232,14 @@ def test_report_scores_shows_and_reads_pairs_files(tok, tmp_path):
   assert "\nmine " in cli.report(run, pairs=str(path))
 
 
+def test_the_all_tasks_table_counts_the_accurate(tok):
+  lines = cli.report(_FakeRun(tok), n_pairs=2).splitlines()
+  accuracies = [row.split()[3] for row in lines[2:-1]]
+  assert len(accuracies) == 20
+  accurate = sum(a != "-" and float(a) >= 0.9 for a in accuracies)
+  assert lines[-1] == f"{accurate} of 20 tasks accurate (accuracy >= 0.9)"
+
+
 def test_comparison_lines_up_tasks_and_counts_the_accurate():
   sparse = [evaluate.TaskResult("a", 2, 0.3, 0.85, "ok"),
             evaluate.TaskResult("bb", 2, 0.5, 0.5, "ok")]

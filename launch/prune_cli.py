@@ -89,8 +89,8 @@ def check_overwrite(workdir: str, name: str, pairs_file: str | None,
     return  # re-pruning the same pairs replaces the older result
   held = ("no readable circuit" if old is None else
           f"the circuit of {'registered task ' + name if old[0] == 'registry' else old[1]}")
-  raise CircuitExists(f"{path} holds {held}; pass --overwrite to replace it, or choose "
-                  "another name with --name.")
+  other_name = ", or choose another name with --name" if pairs_file else ""
+  raise CircuitExists(f"{path} holds {held}; pass --overwrite to replace it{other_name}.")
 
 
 def _one(run, data: pipeline.TaskData, cfg, say) -> str:

@@ -38,6 +38,15 @@ def define_config_dict(name: str, default: ml_collections.ConfigDict,
   return _define(name, lambda: config_flags.DEFINE_config_dict(name, default, help_string))
 
 
+def define_workdir(default: str | None, help_string: str, **kwargs) -> flags.FlagHolder:
+  """--workdir for a launcher that writes there: an empty one would be the current
+  directory."""
+  holder = flags.DEFINE_string("workdir", default, help_string, **kwargs)
+  flags.register_validator("workdir", lambda workdir: workdir is None or workdir.strip(),
+                           "give a directory, e.g. --workdir=runs/tiny")
+  return holder
+
+
 def _define(name: str, define) -> flags.FlagHolder:
   # Without --name=FILE on the command line the default is parsed now, at import, together
   # with the command line's --name.key overrides: check them first.

@@ -4,13 +4,12 @@ Trains experiments/tiny.py (resuming if interrupted), then reports what it learn
 """
 
 from absl import app
-from absl import flags
 
 from experiments import tiny
 from launch import common
 from sparse_gpt.pruning import config as prune_config
 
-_WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where the demo run goes.")
+_WORKDIR = common.define_workdir("runs/demo", "Where the demo run goes.")
 
 
 def run_demo(workdir: str) -> None:

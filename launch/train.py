@@ -11,8 +11,8 @@ from absl import flags
 from launch import common
 
 _CONFIG = common.define_config_file("config", "experiments/tiny.py", "Run config.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go (a local "
-                               "path or gs://...).", required=True)
+_WORKDIR = common.define_workdir(None, "Where checkpoints and logs go (a local path or "
+                                "gs://...).", required=True)
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run that "
     "no TPU, SLURM or Open MPI environment describes.")

@@ -59,6 +59,9 @@ FLAG_ERRORS = [
     ("train", ["--workdir=w", "--coordinator_address=host"],
      "error: flag --coordinator_address=host: give host:port, e.g. "
      "--coordinator_address=10.0.0.1:1234 (see python -m launch.train --helpshort)"),
+    ("demo", ["--workdir="],
+     "error: flag --workdir=: give a directory, e.g. --workdir=runs/tiny "
+     "(see python -m launch.demo --helpshort)"),
     ("prune", ["--prune.stpes=1"],
      "error: --prune.stpes: prune has no key 'stpes'; did you mean --prune.steps or "
      "--prune.seeds?"),

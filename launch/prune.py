@@ -1,7 +1,7 @@
 """Prune a trained model into circuits: python -m launch.prune --workdir=runs/tiny --task=NAME
 
-  --task=all                        every prunable task (full-model task loss under the
-                                    target)
+  --task=all                        every task the model solves (its full-model task
+                                    loss at most --prune.target_loss)
   --pairs=my_task.jsonl --name=X    a task of your own ({"prompt", "correct", "incorrect"})
   --overwrite                       replace a circuit file that holds another task's circuit
   --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)" --prune.ablation=zero   any setting of

@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import pytest
 
@@ -17,6 +18,9 @@ from launch import common
 from launch import prune_cli
 from launch import tasks_cli
 from sparse_gpt import aot
+from sparse_gpt.pruning import config as prune_config
+from sparse_gpt.pruning import pipeline
+from sparse_gpt.tasks import registry
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _TRAIN_KEYS = ("batch_size, beta1, beta2, checkpoint_every, eps, eval_batches, eval_every, "
@@ -197,3 +201,21 @@ def test_launch_prune_passes_overwrite_on(tmp_path):
                                "--overwrite")
   assert returncode != 0
   assert _one_line(stderr).startswith(f"error: {tmp_path} holds no run (no config.json)")
+
+
+def test_prune_all_skips_a_clash_and_counts_the_solved(wd, monkeypatch):
+  mine = _circuit(wd, "with_as", "pairs_file", str(wd / "mine.jsonl"))
+
+  def not_solved(run, name, cfg):
+    raise pipeline.NotSolved(name, 0.5, cfg.target_loss)
+
+  monkeypatch.setattr(pipeline, "registry_task", not_solved)
+  lines = prune_cli.prune_solved(types.SimpleNamespace(workdir=str(wd)),
+                                 prune_config.defaults())
+  assert lines[registry.names().index("with_as")] == (
+      f"with_as                      skipped: {mine} holds the circuit of "
+      f"{os.path.realpath(wd / 'mine.jsonl')}; pass --overwrite to replace it.")
+  assert lines[0] == ("bracket_brace                skipped: not solved (full-model task "
+                      "loss 0.5000 > target 0.15)")
+  assert lines[-1] == ("0 of 20 tasks solved (full-model task loss <= target 0.15 on the "
+                       "training pairs) and pruned")

@@ -26,6 +26,8 @@ _CIRCUIT = flags.DEFINE_string("circuit", "", "Score this circuit file (from lau
                                "instead of the full model.")
 _COMPARE = flags.DEFINE_list("compare", [], "Other runs' workdirs to score on the same "
                              "pairs, in columns beside --workdir (e.g. a dense baseline).")
+flags.register_validator("compare", lambda workdirs: all(wd.strip() for wd in workdirs),
+                         "give workdirs separated by commas, e.g. --compare=runs/dense")
 
 
 def main(argv):

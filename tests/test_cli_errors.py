@@ -86,6 +86,9 @@ FLAG_ERRORS = [
     ("tasks", ["--split=bad"],
      "error: flag --split=bad: value should be one of <train|heldout> "
      "(see python -m launch.tasks --helpshort)"),
+    ("tasks", ["--compare=runs/dense,"],
+     "error: flag --compare=['runs/dense', '']: give workdirs separated by commas, e.g. "
+     "--compare=runs/dense (see python -m launch.tasks --helpshort)"),
     ("compile", ["--config=experiments/tiny.py"],
      "error: give --topology: A TPU slice (v5p-64, v4-32, v5e-16, v6e-8) or GPUs (8xH100, "
      "2x8xH100). (see python -m launch.compile --helpshort)"),

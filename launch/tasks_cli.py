@@ -2,6 +2,7 @@
 
 import json
 
+from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.tasks import compare as compare_lib
 from sparse_gpt.tasks import evaluate
 from sparse_gpt.tasks import pairs_file
@@ -32,6 +33,8 @@ def main(workdir: str | None, task: str = "", pairs: str = "", show: int = 0,
   from sparse_gpt import run_io  # pylint: disable=g-import-not-at-top
   from sparse_gpt.pruning import circuit as circuit_lib  # pylint: disable=g-import-not-at-top
   loaded = circuit_lib.load(circuit) if circuit else None  # a bad file fails first
+  for wd in (workdir, *compare):
+    workdir_lib.load_config(wd)  # and so does a workdir that holds no run
   if compare:
     runs = {wd: run_io.load_run(wd) for wd in (workdir, *compare)}
     return compare_report(runs, task, pairs, as_json, split, n_pairs, seed)
@@ -77,7 +80,11 @@ def report(run, task: str = "", pairs: str = "", show: int = 0, as_json: bool = 
   if as_json:
     return json.dumps(evaluate.results_json(results, **meta))
   heading = ", ".join(f"{k} {v}" for k, v in meta.items())
-  return f"{heading}\n{evaluate.format_table(results)}"
+  table = f"{heading}\n{evaluate.format_table(results)}"
+  if len(results) == 1:
+    return table
+  return (f"{table}\n{compare_lib.count_accurate(results)} of {len(results)} tasks "
+          f"{compare_lib.ACCURATE_LABEL}")
 
 
 def compare_report(runs: dict, task: str = "", pairs: str = "", as_json: bool = False,

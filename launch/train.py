@@ -3,28 +3,39 @@
 On a cluster every process runs the same command; see docs/scale_out.md.
 """
 
+import re
+
 from absl import app
 from absl import flags
-import jax
-from ml_collections import config_flags
 
 from launch import common
-from sparse_gpt import distributed
-from sparse_gpt import report
-from sparse_gpt import train
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/tiny.py", "Run config.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go (a local "
-                               "path or gs://...).", required=True)
+_CONFIG = common.define_config_file("config", "experiments/tiny.py", "Run config.")
+_WORKDIR = common.define_workdir(None, "Where checkpoints and logs go (a local path or "
+                                "gs://...).", required=True)
 _COORDINATOR = flags.DEFINE_string(
     "coordinator_address", None, "host:port of process 0, for a multi-process run that "
     "no TPU, SLURM or Open MPI environment describes.")
-_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0..num_processes-1.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in the run.",
+                                      lower_bound=1)
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process, 0..num_processes-1.",
+                                   lower_bound=0)
+flags.register_validator("coordinator_address",
+                         lambda address: address is None or re.fullmatch(r".+:\d+", address),
+                         "give host:port, e.g. --coordinator_address=10.0.0.1:1234")
+flags.register_multi_flags_validator(
+    ["num_processes", "process_id"],
+    lambda f: None in f.values() or f["process_id"] < f["num_processes"],
+    "--process_id counts from 0 to --num_processes - 1")
 
 
 def main(argv):
   del argv
+  # Imported once the flags parse, so that a bad flag answers before JAX loads.
+  import jax  # pylint: disable=g-import-not-at-top
+  from sparse_gpt import distributed  # pylint: disable=g-import-not-at-top
+  from sparse_gpt import report  # pylint: disable=g-import-not-at-top
+  from sparse_gpt import train  # pylint: disable=g-import-not-at-top
 
   def start_and_train():
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -36,4 +47,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=common.parse_flags)

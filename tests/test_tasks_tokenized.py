@@ -258,17 +258,25 @@ def test_report_scores_shows_and_reads_pairs_files(tok, tmp_path):
   assert "\nmine " in cli.report(run, pairs=str(path))
 
 
-def test_comparison_lines_up_tasks_and_counts_the_solved():
+def test_the_all_tasks_table_counts_the_accurate(tok):
+  lines = cli.report(_FakeRun(tok), n_pairs=2).splitlines()
+  accuracies = [row.split()[3] for row in lines[2:-1]]
+  assert len(accuracies) == 20
+  accurate = sum(a != "-" and float(a) >= 0.9 for a in accuracies)
+  assert lines[-1] == f"{accurate} of 20 tasks accurate (accuracy >= 0.9)"
+
+
+def test_comparison_lines_up_tasks_and_counts_the_accurate():
   sparse = [evaluate.TaskResult("a", 2, 0.3, 0.85, "ok"),
             evaluate.TaskResult("bb", 2, 0.5, 0.5, "ok")]
   dense = [evaluate.TaskResult("a", 2, 0.2, 0.95, "ok"),
            evaluate.TaskResult("bb", 0, None, None, "not posable: x")]
   assert compare.format_comparison(["sparse", "dense_run"], [sparse, dense]) == (
-      "task                             sparse      dense_run\n"
-      "                          loss accuracy  loss accuracy\n"
-      "a                          0.3000 0.850   0.2000 0.950\n"
-      "bb                         0.5000 0.500              -\n"
-      "solved (accuracy >= 0.9)              0              1")
+      "task                               sparse      dense_run\n"
+      "                            loss accuracy  loss accuracy\n"
+      "a                            0.3000 0.850   0.2000 0.950\n"
+      "bb                           0.5000 0.500              -\n"
+      "accurate (accuracy >= 0.9)              0              1")
 
 
 def test_compare_report_scores_each_run_on_the_same_pairs(tok):

@@ -2,8 +2,14 @@
 
 from sparse_gpt.tasks.evaluate import TaskResult
 
-# A task counts as solved at this held-out accuracy (METHOD's bar for the demo model).
-SOLVED_ACCURACY = 0.9
+# A task counts as accurate at this held-out accuracy (METHOD's bar for the demo model).
+# Not to be confused with "solved" in pruning: a full-model task loss under the target.
+ACCURATE = 0.9
+ACCURATE_LABEL = f"accurate (accuracy >= {ACCURATE})"
+
+
+def count_accurate(results: list[TaskResult]) -> int:
+  return sum(r.accuracy is not None and r.accuracy >= ACCURATE for r in results)
 
 
 def _cell(r: TaskResult | None) -> str:
@@ -13,18 +19,17 @@ def _cell(r: TaskResult | None) -> str:
 
 
 def format_comparison(labels: list[str], tables: list[list[TaskResult]]) -> str:
-  """One row per task, one `loss accuracy` column per run, then the count solved.
+  """One row per task, one `loss accuracy` column per run, then the count accurate.
 
   Runs may have different tokenizers, so a task posable in one may not be in another:
   such a cell shows "-".
   """
   by_run = [{r.task: r for r in results} for results in tables]
   tasks = list(dict.fromkeys(r.task for results in tables for r in results))
-  solved = [str(sum(r.accuracy is not None and r.accuracy >= SOLVED_ACCURACY
-                    for r in results)) for results in tables]
+  accurate = [str(count_accurate(results)) for results in tables]
   rows = [["task"] + labels, [""] + ["loss accuracy"] * len(labels)]
   rows += [[task] + [_cell(run.get(task)) for run in by_run] for task in tasks]
-  rows.append([f"solved (accuracy >= {SOLVED_ACCURACY})"] + solved)
+  rows.append([ACCURATE_LABEL] + accurate)
   widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
   return "\n".join(
       "  ".join([row[0].ljust(widths[0])] +

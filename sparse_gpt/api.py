@@ -13,7 +13,6 @@ import dataclasses
 import os
 import pathlib
 
-from sparse_gpt import run_io
 from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.run_io import Run, load_run
@@ -78,7 +77,7 @@ class Circuit(circuit_lib.Circuit):
 
   def load_run(self) -> Run:
     """The checkpoint this circuit was pruned from (its file's model.workdir and step)."""
-    return run_io.load_run(self.model["workdir"], self.model["step"])
+    return load_run(self.model["workdir"], self.model["step"])
 
   def score(self, run: Run, pairs: str | Sequence[tuple[str, str, str]],
             split: str = "heldout", n_pairs: int = 128, seed: int = 0,

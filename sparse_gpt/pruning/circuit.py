@@ -127,8 +127,7 @@ class _Fields:
     if not isinstance(obj, dict) or not set(obj) <= _NODE_KEYS:
       raise self.error(where, f"must be an object with keys {', '.join(sorted(_NODE_KEYS))}")
     self.get(obj, "location", f"{where}.location",
-                        (lambda x: x in config_lib.LOCATIONS,
-                         f"one of {', '.join(config_lib.LOCATIONS)}"))
+             (lambda x: x in config_lib.LOCATIONS, f"one of {', '.join(config_lib.LOCATIONS)}"))
     head = self.get(obj, "head", f"{where}.head", _IS_COUNT, None)
     channel = self.get(obj, "channel", f"{where}.channel", _IS_COUNT, None)
     if (head is None) != (channel is None):

@@ -1,4 +1,4 @@
-"""GPT-2 style pre-norm decoder with named node locations (METHOD.md section 2).
+"""GPT-2 style pre-norm decoder with named node locations (docs/method.md section 2).
 
 Axes: B batch, L length, D d_model, F d_mlp, H heads, K head width, V vocab,
 N the nodes at one location (D, H*K or F).

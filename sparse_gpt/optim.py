@@ -1,4 +1,4 @@
-"""The optimizer of METHOD.md section 4: RMS-clipped AdamW, warmup + linear decay,
+"""The optimizer of docs/method.md section 4: RMS-clipped AdamW, warmup + linear decay,
 times sqrt(density_final / density_t), with the weight-sparsity projection around it."""
 
 import math

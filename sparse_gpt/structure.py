@@ -4,7 +4,7 @@ A site is a kind of node location within a layer ("attn.q"); its location in lay
 "{i}.attn.q". Each parameter entry says what the parameter is (its kind: how it is
 sparsified and decayed), how it is laid out on the mesh (a logical axis per dimension,
 mapped to mesh axes in sharding.py) and, for a kernel, which two sites it joins (the
-circuit edges of METHOD.md section 8). `param_kinds`, `sharding`, `config.LOCATIONS`,
+circuit edges of docs/method.md section 8). `param_kinds`, `sharding`, `config.LOCATIONS`,
 `pruning.nodes` and `pruning.edges` all read these two tables, so a parameter or site
 added to the model is described here or fails loudly, never falls to a default.
 """

@@ -22,7 +22,7 @@ _small = functools.partial(tiny_setup.model_config, n_layer=2, d_model=32, n_hea
 def test_paper_ef1_parameter_count_matches_method():
   _, params = model.abstract(paper.get_config("1"))
   n = sum(x.size for x in jax.tree.leaves(params))
-  assert n == 7_362_944  # METHOD.md: "7.4M"
+  assert n == 7_362_944  # the paper: "7.4M" (docs/method.md section 2)
   assert round(n / 1e6, 1) == 7.4
 
 

@@ -1,4 +1,4 @@
-"""Pruning hyperparameters: METHOD.md section 7's values, with a CPU-sized budget.
+"""Pruning hyperparameters: docs/method.md section 7's values, with a CPU-sized budget.
 
 Two settings differ from the paper to keep one circuit near a minute on 2 CPU cores:
 `steps` (the paper trains far longer) and `batch_pairs` (the paper's 64 pairs per step

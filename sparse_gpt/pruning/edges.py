@@ -1,4 +1,4 @@
-"""A circuit's edges: the nonzero weights joining two kept nodes (METHOD.md section 8).
+"""A circuit's edges: the nonzero weights joining two kept nodes (docs/method.md section 8).
 
 The kernels that join two sites, and which sites, are structure.KERNELS (tabled in
 docs/circuit_schema.md); kernels are [in, out], so row r of a kernel is node r of its

@@ -7,7 +7,7 @@ reinit     the task on the same architecture with freshly initialised weights (a
            run's final density when it was weight-sparse), which has learned nothing
 
 If pruning reaches the target on a null nearly as easily as on the real task, the
-circuit says little about the model (METHOD.md section 9).
+circuit says little about the model (docs/method.md section 9).
 """
 
 import dataclasses

@@ -1,11 +1,11 @@
-"""Twenty binary next-token tasks on Python code (METHOD.md section 6).
+"""Twenty binary next-token tasks on Python code (docs/method.md section 6).
 
 A task is a function from a `random.Random` to a minimal `Pair`, added with `register`;
 `sample_pairs` draws a split, `resolve_task` encodes it for a tokenizer, and `task_loss`
 scores a model's logits on it.
 
 A candidate is the token the model must predict, so where the GPT-2 pre-tokenizer splits
-METHOD.md's candidate, the task asks for its first piece: `=None` becomes `=`, `):\n`
+the paper's candidate, the task asks for its first piece: `=None` becomes `=`, `):\n`
 `):`, `.add` `.`; `'r'` becomes `r` after a prompt that ends in the opening quote; a
 newline is the newline plus the next line's indentation but one space (`vocab.newline`).
 """

@@ -2,7 +2,7 @@
 
 from sparse_gpt.tasks.evaluate import TaskResult
 
-# A task counts as accurate at this held-out accuracy (METHOD's bar for the demo model).
+# A task counts as accurate at this held-out accuracy (the method's bar for the demo model).
 # Not to be confused with "solved" in pruning: a full-model task loss under the target.
 ACCURATE = 0.9
 ACCURATE_LABEL = f"accurate (accuracy >= {ACCURATE})"

@@ -1,6 +1,6 @@
 """Task loss: cross-entropy over just the two candidates at each prompt's last token.
 
-Averaged over sequences, not summed over a pair (METHOD.md section 11): a loss of 0.15
+Averaged over sequences, not summed over a pair (docs/method.md section 11): a loss of 0.15
 here is the paper's 0.30 per pair.
 """
 

@@ -138,7 +138,7 @@ def _circuit_file(run, path, kept) -> str:
                 "config_hash": circuit_lib.config_hash(run.config)},
       "task": {"name": "by_hand", "source": "pairs_file", "pairs_file": None,
                "pair_seed": None, "train_pairs": 0, "heldout_pairs": 0},
-      "ablation": {"kind": "zero", "mean_windows": 0},
+      "ablation": {"kind": "zero", "mean_windows": 32},
       "nodes": nodes, "edges": [], "calibration": {"scale": 1.0, "shift": {}},
       "metrics": {}, "prune_config": {}}))
   return str(path)

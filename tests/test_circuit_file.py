@@ -137,7 +137,7 @@ def test_the_nodes_of_a_loaded_circuit_select_those_nodes(tmp_path):
 def test_a_node_the_model_lacks_is_refused_when_scored(tmp_path, node, index):
   c = _circuit()
   d = circuit_lib.to_json(c)
-  d["nodes"][index] = {k: v for k, v in vars(node).items() if v is not None}
+  d["nodes"][index] = node.to_json()
   loaded = circuit_lib.load(_write(tmp_path, d))  # the file alone cannot know the model
   with pytest.raises(UserError, match=rf"c.json: nodes\[{index}\] .* does not exist in this "
                                       "model.*prune again"):

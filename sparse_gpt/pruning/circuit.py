@@ -14,6 +14,7 @@ import json
 import jax
 import jax.numpy as jnp
 
+from sparse_gpt import storage
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
 from sparse_gpt.model import NodeEdit
@@ -76,9 +77,9 @@ def from_json(d: dict) -> Circuit:
 
 
 def save(c: Circuit, path) -> None:
-  f = workdir_lib.path(str(path))
-  f.parent.mkdir(parents=True, exist_ok=True)
-  f.write_text(json.dumps(to_json(c), indent=1))
+  """Writes the circuit file atomically: a prune killed mid-save leaves the old file or
+  the new one, never half of one."""
+  storage.write_text(path, json.dumps(to_json(c), indent=1))
 
 
 def load(path) -> Circuit:

@@ -311,38 +311,56 @@ class _Killed(BaseException):
   """What a SIGKILL is to the process: nothing after it runs, no handler catches it."""
 
 
+def _dies_mid_write(monkeypatch) -> None:
+  """From now on, writing a file writes half the bytes, then the process "dies": the
+  exact case the kills above hit by chance."""
+  cls = type(workdir_lib.path("/"))
+  real_open = cls.open
+
+  class Dying:
+    def __init__(self, handle):
+      self._handle = handle
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self._handle.close()
+
+    def write(self, data):
+      self._handle.write(data[:len(data) // 2])
+      self._handle.flush()
+      raise _Killed
+
+  def dying_open(self, mode="r", **kwargs):
+    handle = real_open(self, mode, **kwargs)
+    return Dying(handle) if "w" in mode else handle
+
+  monkeypatch.setattr(cls, "open", dying_open)
+
+
 def test_a_save_that_dies_mid_write_keeps_the_previous_circuit(reference_circuit, tmp_path,
                                                                monkeypatch):
-  # The exact case the kills above hit by chance: the process dies with half the bytes
-  # of the new file written.
   c = circuit_lib.load(reference_circuit)
   f = tmp_path / "circuits" / "x.json"
   circuit_lib.save(c, f)
   before = f.read_text()
-  real_open = type(workdir_lib.path(f)).open
-
-  def dying_open(self, mode="r", **kwargs):
-    handle = real_open(self, mode, **kwargs)
-    if "w" not in mode:
-      return handle
-
-    class Dying:
-      def __enter__(self):
-        return self
-
-      def __exit__(self, *exc):
-        handle.close()
-
-      def write(self, data):
-        handle.write(data[:len(data) // 2])
-        handle.flush()
-        raise _Killed
-
-    return Dying()
-
-  monkeypatch.setattr(type(workdir_lib.path(f)), "open", dying_open)
+  _dies_mid_write(monkeypatch)
   with pytest.raises(_Killed):
     circuit_lib.save(c, f)
   monkeypatch.undo()
   assert f.read_text() == before
   assert circuit_lib.load(f) == c
+
+
+def test_a_resume_that_dies_rewriting_config_json_keeps_it(tmp_path, monkeypatch):
+  # Every run rewrites config.json, so every start of a resume is such a moment.
+  cfg = tiny_setup.tiny_config(tmp_path / "corpus", tmp_path / "cache")
+  workdir_lib.save_or_check_config(str(tmp_path), cfg)
+  before = (tmp_path / "config.json").read_text()
+  _dies_mid_write(monkeypatch)
+  with pytest.raises(_Killed):
+    workdir_lib.save_or_check_config(str(tmp_path), cfg)
+  monkeypatch.undo()
+  assert (tmp_path / "config.json").read_text() == before
+  workdir_lib.save_or_check_config(str(tmp_path), cfg)  # the rerun is not refused

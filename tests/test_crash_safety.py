@@ -13,6 +13,7 @@ cache so that each program compiles once. Run alone with
   pytest -p no:xdist tests/test_crash_safety.py
 """
 
+import itertools
 import json
 import os
 import pathlib
@@ -84,7 +85,7 @@ class _Attempt:
     with open(log, "w") as out:
       self.proc = subprocess.Popen(command, cwd=REPO, env=_env(root), stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
-    self.start = time.monotonic()
+    self.start, self.started_at = time.monotonic(), time.time()
 
   def output(self) -> str:
     return self.log.read_text()[-4000:]
@@ -122,7 +123,7 @@ def _run_to_the_end(command: list, root: pathlib.Path, workdir: pathlib.Path,
   landed = []
   logs = root / "logs"
   logs.mkdir(exist_ok=True)
-  attempts = iter(range(1000))
+  attempts = itertools.count()
   launch = lambda: _Attempt(command, root, logs / f"{workdir.name}-{next(attempts)}.log")
   for name, ready in kills:
     if done():
@@ -158,25 +159,23 @@ def _delayed(seen, delay: float):
 
 
 def _exists(pattern: pathlib.Path, delay: float = 0.0):
-  return _delayed(lambda _: any(pattern.parent.glob(pattern.name)), delay)
+  """Ready `delay` seconds after this attempt made something matching `pattern` (one a
+  killed attempt left behind is older)."""
+
+  def made(attempt):
+    for p in pattern.parent.glob(pattern.name):
+      try:
+        if p.stat().st_mtime >= attempt.started_at:
+          return True
+      except FileNotFoundError:  # renamed as we looked
+        pass
+    return False
+
+  return _delayed(made, delay)
 
 
 def _printed(text: str, delay: float):
   return _delayed(lambda attempt: text in attempt.log.read_text(), delay)
-
-
-def _logged_step(workdir: pathlib.Path, step: int):
-  """Ready once metrics.jsonl holds a whole record of `step` (or a later one)."""
-  f = workdir / "metrics.jsonl"
-
-  def ready(attempt):
-    del attempt
-    if not f.exists():
-      return False
-    whole = f.read_text().split("\n")[:-1]  # a line still being written has no newline
-    return any(json.loads(line)["step"] >= step for line in whole if line)
-
-  return ready
 
 
 def _metrics(workdir: pathlib.Path) -> list[dict]:
@@ -220,7 +219,7 @@ def killed_training(root) -> tuple[pathlib.Path, list[str]]:
       ("startup", _after(rng.uniform(0.3, 3.0))),  # imports, tokenizing, compiling
       (f"saving {mid_save}", _exists(ckpts / f"{mid_save}.orbax-checkpoint-tmp*",
                                      rng.uniform(0.0, 0.1))),
-      (f"training {mid_train}", _logged_step(workdir, mid_train)),
+      (f"training {mid_train}", _printed(f"step {mid_train}/{STEPS} |", 0.0)),
       (f"committed {STEPS}", _exists(ckpts / str(STEPS))),  # before summary.json
   ]
   # Its own corpus cache: the startup kill may land while the tokenizer is trained.
@@ -297,7 +296,7 @@ def test_killed_prune_leaves_whole_circuits_and_its_rerun_the_same_one(
   checked = []
 
   def done():
-    _circuit_files_are_whole(workdir / "circuits", f"kill {len(checked)}")
+    _circuit_files_are_whole(workdir / "circuits", f"attempt {len(checked)}")
     checked.append(True)
     return json.loads(circuit_file.read_text())["metrics"]["seconds"] != -1
 

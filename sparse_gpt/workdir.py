@@ -71,7 +71,7 @@ def save_or_check_config(workdir: str, cfg: ml_collections.ConfigDict) -> None:
       raise CheckpointError(f"{workdir} holds a run with a different config ({diffs}). "
                             "Resume it with the same config, or use a new --workdir.")
   f.parent.mkdir(parents=True, exist_ok=True)
-  f.write_text(cfg.to_json(indent=2))
+  storage.write_text(f, cfg.to_json(indent=2))
 
 
 class MetricsLog:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from sparse_gpt import config as config_lib
-from sparse_gpt import workdir as workdir_lib
+from sparse_gpt import storage
 from sparse_gpt.errors import UserError
 from sparse_gpt.model import NodeEdit
 from sparse_gpt.pruning import ablation as ablation_lib
@@ -206,14 +206,14 @@ def from_json(d, path: str = "") -> Circuit:
 
 
 def save(c: Circuit, path) -> None:
-  f = workdir_lib.path(str(path))
-  f.parent.mkdir(parents=True, exist_ok=True)
-  f.write_text(json.dumps(to_json(c), indent=1))
+  """Writes the circuit file atomically: a prune killed mid-save leaves the old file or
+  the new one, never half of one."""
+  storage.write_text(path, json.dumps(to_json(c), indent=1))
 
 
 def load(path) -> Circuit:
   """Reads a circuit file; a missing, unreadable or malformed one is a UserError."""
-  f = workdir_lib.path(str(path))
+  f = storage.path(path)
   if not f.is_file():
     raise UserError(f"circuit file {path} does not exist; write one with "
                     "python -m launch.prune")

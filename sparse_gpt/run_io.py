@@ -11,6 +11,7 @@ from sparse_gpt import checkpoints
 from sparse_gpt import model
 from sparse_gpt import tokenizer as tokenizer_lib
 from sparse_gpt import workdir as workdir_lib
+from sparse_gpt.errors import CheckpointError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,10 +29,18 @@ class Run:
 
 
 def load_run(workdir: str, step: int | None = None) -> Run:
-  """The run's config, tokenizer and parameters (newest readable checkpoint by default)."""
+  """The run's config, tokenizer and parameters (newest readable checkpoint by default).
+
+  `step` is the step whose parameters were loaded: what every tool reports.
+  """
   cfg = workdir_lib.load_config(workdir)
   wd = workdir_lib.path(workdir)
-  tok = tokenizer_lib.load(wd / "tokenizer.json")
+  try:
+    tok = tokenizer_lib.load(wd / "tokenizer.json")
+  except Exception as e:  # missing, or not a tokenizer: the file itself is the problem
+    raise CheckpointError(f"{wd / 'tokenizer.json'} cannot be read ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else ''}). It is the BPE the "
+                          "run was trained with: restore it from a copy.") from None
   graphdef, abstract_params = model.abstract(cfg)
   ckpts = checkpoints.Checkpoints(wd / "checkpoints", read_only=True)
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])

@@ -131,8 +131,9 @@ def _train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
 def _finished_summary(cfg, workdir, ckpts, mesh) -> dict | None:
   """The saved summary if the run is done: summary.json and a final checkpoint that loads.
 
-  The newest loadable checkpoint is the truth: without it the run resumes, and its stale
-  summary goes (tools would load an older step than it reports).
+  A rerun of a finished run (of `make demo`, say) returns its summary untouched. But the
+  newest loadable checkpoint is the truth: without the final one the run resumes, and its
+  stale summary goes (tools would load an older step than it reports).
   """
   f = workdir_lib.path(workdir) / "summary.json"
   if not f.exists():
@@ -159,8 +160,11 @@ def _loop(cfg, workdir, ckpts, mesh, changed) -> dict:
   wd = workdir_lib.path(workdir)
   t = cfg.train
   corpus = tokenized.prepare(cfg.data)
-  if is_main:
-    _save_run_files(cfg, workdir, corpus, resuming=bool(ckpts.steps()))
+  tokenizer = _run_tokenizer(workdir, corpus, resuming=bool(ckpts.steps()))
+  if is_main:  # once the data is ready: a first run failing before leaves no config
+    storage.write_bytes(wd / "tokenizer.json", tokenizer)
+    storage.write_text(wd / "corpus.json", json.dumps(corpus.stats, indent=2))
+    workdir_lib.save_config(workdir, cfg)
 
   graphdef, tx, state = init_state(cfg, mesh)
   data_iter = iter(data.train_dataset(corpus.train_tokens, cfg.model.n_ctx, t.batch_size,
@@ -185,8 +189,8 @@ def _loop(cfg, workdir, ckpts, mesh, changed) -> dict:
 
   log = workdir_lib.MetricsLog(workdir, start) if is_main else None
   if changed and start > 0:
-    progress.say("From step %d on: %s." % (start, ", ".join(
-        f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items())))
+    progress.say(f"From step {start} on: " + ", ".join(
+        f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()) + ".")
     if log:
       log.write(dict(step=start, changed={k: dict(before=old, after=new)
                                           for k, (old, new) in changed.items()}))
@@ -262,25 +266,19 @@ def _loop(cfg, workdir, ckpts, mesh, changed) -> dict:
       tokens_per_s=bar.tokens_per_s(), preempted=preemption.requested,
       densities={k: round(float(v), 6)
                  for k, v in weight_sparsity.measured_densities(state.params).items()})
-  if is_main and int(state.step) == t.steps:
+  if int(state.step) == t.steps:
     ckpts.wait()  # summary.json says the final checkpoint is there
+  if is_main and int(state.step) == t.steps:
     storage.write_text(wd / "summary.json", json.dumps(summary, indent=2))
   return summary
 
 
-def _save_run_files(cfg, workdir: str, corpus, resuming: bool) -> None:
-  """config.json, tokenizer.json, corpus.json: written once the data is ready.
-
-  So a first run that fails before (an empty corpus, say) leaves no config to refuse the
-  corrected command. The tokenizer under a checkpoint is the run's: never replaced.
-  """
-  wd = workdir_lib.path(workdir)
+def _run_tokenizer(workdir: str, corpus, resuming: bool) -> bytes:
+  """The corpus's tokenizer.json; under a checkpoint it must be the run's own."""
   tokenizer = (corpus.directory / "tokenizer.json").read_bytes()
-  saved = wd / "tokenizer.json"
+  saved = workdir_lib.path(workdir) / "tokenizer.json"
   if resuming and saved.exists() and saved.read_bytes() != tokenizer:
     raise DataError(f"The corpus was tokenized with another BPE than this run's "
                     f"({saved}): resuming would feed the model tokens it never learnt. "
                     "Restore the corpus the run was trained on, or use a new --workdir.")
-  storage.write_bytes(saved, tokenizer)
-  storage.write_text(wd / "corpus.json", json.dumps(corpus.stats, indent=2))
-  workdir_lib.save_config(workdir, cfg)
+  return tokenizer

@@ -15,7 +15,7 @@ from sparse_gpt import health
 from sparse_gpt import run_io
 from sparse_gpt import train
 from sparse_gpt import workdir as workdir_lib
-from sparse_gpt.errors import CheckpointError, TrainingDiverged
+from sparse_gpt.errors import CheckpointError, DataError, TrainingDiverged
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +128,14 @@ def test_the_monitor_flags_explosion_and_a_vanished_gradient_but_not_a_healthy_r
   assert health.weights_problem(3.9) is None
   assert "grew to 6.7e+10" in health.weights_problem(6.7e10)
   assert "became inf" in health.weights_problem(float(np.inf))
+
+
+def test_a_resume_never_replaces_the_runs_tokenizer(corpus, finished, tmp_path):
+  run = _copy(finished, tmp_path)
+  (run / "summary.json").unlink()
+  # Another BPE than the one the corpus cache holds (here: the same, re-serialized).
+  other = json.dumps(json.loads((run / "tokenizer.json").read_text()), indent=1)
+  (run / "tokenizer.json").write_text(other)
+  with pytest.raises(DataError, match="another BPE than this run's"):
+    train.train(tiny_setup.tiny_config(*corpus), str(run))
+  assert (run / "tokenizer.json").read_text() == other

@@ -13,6 +13,7 @@ import gc
 import logging as py_logging
 import pathlib
 import re
+import sys
 
 from absl import logging
 from etils import epath
@@ -35,19 +36,22 @@ def _orbax_or_asyncio(record: py_logging.LogRecord) -> bool:
 
 @contextlib.contextmanager
 def _quiet():
-  """Drops orbax's own logging (and asyncio's, for the reads it abandons) meanwhile.
+  """Drops orbax's own logging, asyncio's, and the reads a failure abandons, meanwhile.
 
-  A failed read logs a TensorStore spec and tracebacks, hundreds of lines for one bad
-  checkpoint; our one-line warning says what matters. Read-only managers log notes.
+  A failed read leaves one coroutine per array, each printing a TensorStore spec and a
+  traceback when collected: hundreds of lines for one bad checkpoint. Our one-line
+  warning says what matters. (Read-only managers log notes too.)
   """
   drop = lambda record: not _orbax_or_asyncio(record)
   loggers = [py_logging.getLogger(name) for name in ("absl", "asyncio")]
   for lg in loggers:
     lg.addFilter(drop)
+  hook, sys.unraisablehook = sys.unraisablehook, lambda unraisable: None
   try:
     yield
   finally:
-    gc.collect()  # abandoned asyncio tasks log "exception never retrieved" when collected
+    gc.collect()  # now, while their "exception ignored" reports go nowhere
+    sys.unraisablehook = hook
     for lg in loggers:
       lg.removeFilter(drop)
 
@@ -92,13 +96,16 @@ class Checkpoints:
 
   def _restore(self, step, items: dict):
     """The restored items, or None (after a one-line warning) if the step cannot be read."""
-    try:
-      with _quiet():
+    step_dir = f"{self.directory}/{step}"
+    with _quiet():
+      try:
         restored = self._manager.restore(step, args=ocp.args.Composite(**items))
-    except Exception as e:  # any failure to read means this checkpoint is unusable
-      step_dir = f"{self.directory}/{step}"
-      logging.warning("Checkpoint %s is incomplete or corrupt (%s).", step_dir,
-                      _reason(e, step_dir))
+      except Exception as e:  # any failure to read means this checkpoint is unusable
+        restored, reason = None, _reason(e, step_dir)
+      # Out of the except clause, the error's traceback (which holds the abandoned reads)
+      # is gone: leaving _quiet collects them.
+    if restored is None:
+      logging.warning("Checkpoint %s is incomplete or corrupt (%s).", step_dir, reason)
       return None
     return {name: restored[name] for name in items}
 

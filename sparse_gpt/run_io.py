@@ -31,7 +31,7 @@ class Run:
 def load_run(workdir: str, step: int | None = None) -> Run:
   """The run's config, tokenizer and parameters (newest readable checkpoint by default).
 
-  `step` is the step whose parameters were loaded: what every tool reports.
+  The run's `.step` is the step whose parameters were loaded: what every tool reports.
   """
   cfg = workdir_lib.load_config(workdir)
   wd = workdir_lib.path(workdir)
@@ -46,6 +46,8 @@ def load_run(workdir: str, step: int | None = None) -> Run:
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                         abstract_params)
-  step, params = ckpts.restore_params(target, step)
-  ckpts.close()
+  try:
+    step, params = ckpts.restore_params(target, step)
+  finally:
+    ckpts.close()
   return Run(workdir, cfg, tok, graphdef, params, step)

@@ -18,8 +18,8 @@ class DataError(UserError):
 
 
 class CheckpointError(UserError):
-  """A workdir or checkpoint is missing, incompatible or unreadable."""
+  """A workdir or checkpoint is missing, incompatible, unreadable, unwritable or in use."""
 
 
 class TrainingDiverged(UserError):
-  """The loss became non-finite; the last good checkpoint is kept."""
+  """The loss, gradient or weights went bad; the last good checkpoint is kept."""

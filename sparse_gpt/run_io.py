@@ -132,15 +132,20 @@ class Run:
 
 
 def load_run(workdir: str, step: int | None = None) -> Run:
-  """The run's config, tokenizer and parameters (newest readable checkpoint by default)."""
+  """The run's config, tokenizer and parameters (newest readable checkpoint by default).
+
+  The run's `.step` is the step whose parameters were loaded: what every tool reports.
+  """
   cfg = workdir_lib.load_config(workdir)
   wd = workdir_lib.path(workdir)
-  tok = tokenizer_lib.load(wd / "tokenizer.json")
+  tok = tokenizer_lib.load(wd / "tokenizer.json")  # a bad file is a CheckpointError
   graphdef, abstract_params = model.abstract(cfg)
   ckpts = checkpoints.Checkpoints(wd / "checkpoints", read_only=True)
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                         abstract_params)
-  step, params = ckpts.restore_params(target, step)
-  ckpts.close()
+  try:
+    step, params = ckpts.restore_params(target, step)
+  finally:
+    ckpts.close()
   return Run(workdir, cfg, tok, graphdef, params, step)

@@ -207,14 +207,14 @@ def for_run(data_cfg: ml_collections.ConfigDict, workdir: "str | os.PathLike",
   wd = storage.path(workdir)
   f = wd / "tokenizer.json"
   tok = None
-  if f.exists():
+  if f.exists() and _has_checkpoints(wd):  # without one, nothing was trained with it
     tok = tokenizer_lib.load(f)
     if tok.get_vocab_size() > data_cfg.vocab_size:
       raise CheckpointError(
           f"{f} has {tok.get_vocab_size()} tokens, more than data.vocab_size="
           f"{data_cfg.vocab_size}: it is not this run's tokenizer. Restore the run's "
           "tokenizer.json, or use a new --workdir.")
-  elif _has_checkpoints(wd):
+  elif _has_checkpoints(wd):  # and no tokenizer.json
     raise CheckpointError(
         f"{wd} holds checkpoints but no tokenizer.json, so the tokenizer they were "
         "trained with is lost. Restore tokenizer.json from a copy of the run, or use a "
@@ -222,6 +222,6 @@ def for_run(data_cfg: ml_collections.ConfigDict, workdir: "str | os.PathLike",
   tokenized = prepare(data_cfg, tok)
   if write:
     if tok is None:
-      tokenizer_lib.save(tokenized.tokenizer, f)
+      tokenizer_lib.save(tokenized.tokenizer, f)  # a new run's, or a failed first run's
     storage.write_text(wd / "corpus.json", json.dumps(tokenized.stats, indent=2))
   return tokenized

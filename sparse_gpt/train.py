@@ -2,9 +2,11 @@
 
 Restarting the same command resumes from the newest good checkpoint on the same
 trajectory: parameters, optimizer state and the data iterator are saved together, and
-nothing in a step depends on anything else. SIGTERM (preemption) saves and exits.
+nothing in a step depends on anything else. SIGTERM (preemption) saves and exits. A
+diverging run stops before it saves a broken model (`health`).
 """
 
+import contextlib
 import json
 import signal
 
@@ -17,8 +19,10 @@ import numpy as np
 from sparse_gpt import checkpoints
 from sparse_gpt import config as config_lib
 from sparse_gpt import data
+from sparse_gpt import health
 from sparse_gpt import progress
 from sparse_gpt import sharding
+from sparse_gpt import storage
 from sparse_gpt import tokenized
 from sparse_gpt import train_step as ts
 from sparse_gpt import weight_sparsity
@@ -66,27 +70,73 @@ class _Preemption:
 
 
 def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains (or resumes) the run in `workdir`; returns the summary it writes."""
+  """Trains (or resumes) the run in `workdir`; returns the summary it writes.
+
+  Process 0 holds the workdir's lock throughout: a second run on it is refused.
+  """
   config_lib.validate(cfg)
+  workdir_lib.create(workdir)
+  with contextlib.ExitStack() as stack:
+    if jax.process_index() == 0:
+      stack.enter_context(workdir_lib.lock(workdir))
+    return _train(cfg, workdir)
+
+
+def _train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
+  t = cfg.train
+  mesh = sharding.make_mesh(cfg.mesh)
+  ckpts = checkpoints.Checkpoints(workdir_lib.path(workdir) / "checkpoints",
+                                  keep=t.keep_checkpoints)
+  try:
+    changed = workdir_lib.check_config(workdir, cfg, has_checkpoints=bool(ckpts.steps()))
+    training = ts.build(cfg, mesh)
+    summary = _finished_summary(cfg, workdir, ckpts, training)
+    if summary is not None:
+      progress.say(f"{workdir} is already trained to step {t.steps}.")
+      return summary
+    return _loop(cfg, workdir, ckpts, mesh, training, changed)
+  finally:
+    ckpts.close()
+
+
+def _finished_summary(cfg, workdir, ckpts, training) -> dict | None:
+  """The saved summary if the run is done: summary.json and a final checkpoint that loads.
+
+  A rerun of a finished run (of `make demo`, say) returns its summary untouched. But the
+  newest loadable checkpoint is the truth: without the final one the run resumes, and its
+  stale summary goes (tools would load an older step than it reports).
+  """
+  f = workdir_lib.path(workdir) / "summary.json"
+  if not f.exists():
+    return None
+  t = cfg.train
+  steps = ckpts.steps()
+  if steps and steps[-1] == t.steps and ckpts.readable(
+      t.steps, training.abstract.params):
+    try:
+      return json.loads(f.read_text())
+    except json.JSONDecodeError:
+      logging.warning("%s is unreadable; writing it again.", f)
+  else:
+    logging.warning("%s says the run finished, but its checkpoint at step %d is missing or "
+                    "unreadable: resuming from the newest one that loads.", f, t.steps)
+  if jax.process_index() == 0:
+    f.unlink()
+  return None
+
+
+def _loop(cfg, workdir, ckpts, mesh, training, changed) -> dict:
+  """Prepares the data, restores the newest good checkpoint, trains to train.steps."""
   is_main = jax.process_index() == 0
   wd = workdir_lib.path(workdir)
-  if is_main:
-    workdir_lib.save_or_check_config(workdir, cfg)
-  finished = wd / "summary.json"
-  # Written only at train.steps, which a resumed run cannot change: the run is done, and
-  # a rerun (of `make demo`, say) must not overwrite its summary with an empty one.
-  if finished.exists():
-    progress.say(f"{workdir} is already trained to step {cfg.train.steps}.")
-    return json.loads(finished.read_text())
-  corpus = tokenized.for_run(cfg.data, workdir, write=is_main)
-
-  mesh = sharding.make_mesh(cfg.mesh)
   t = cfg.train
-  training = ts.build(cfg, mesh)
+  corpus = tokenized.for_run(cfg.data, workdir, write=is_main)
+  if is_main:  # once the data is ready: a first run failing before leaves no config
+    workdir_lib.save_config(workdir, cfg)
+
   state = training.init()
   data_iter = iter(data.train_dataset(corpus.train_tokens, cfg.model.n_ctx, t.batch_size,
                                       cfg.seed, jax.process_index(), jax.process_count()))
-  ckpts = checkpoints.Checkpoints(wd / "checkpoints", keep=t.keep_checkpoints)
   restored = ckpts.restore_latest(state.params, state.opt_state, data_iter)
   if restored is not None:
     step, params, opt_state = restored
@@ -103,23 +153,41 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
   evaluate = lambda params: float(np.mean([eval_step(params, b) for b in val]))
 
   log = workdir_lib.MetricsLog(workdir, start) if is_main else None
+  if changed and start > 0:
+    progress.say(f"From step {start} on: " + ", ".join(
+        f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()) + ".")
+    if log:
+      log.write(dict(step=start, changed={k: dict(before=old, after=new)
+                                          for k, (old, new) in changed.items()}))
+  monitor = health.Monitor(cfg.data.vocab_size)
+  largest_weight = jax.jit(health.largest_weight, out_shardings=sharding.replicated(mesh))
   bar = progress.Progress(t.steps, start, tokens_per_step=t.batch_size * cfg.model.n_ctx,
                           enabled=is_main)
   preemption = _Preemption()
   pending = None  # (step, metrics), fetched one step late so the host never blocks
   last = {}
+  if start == t.steps:  # killed between its final save and summary.json: the log has it
+    final = [r for r in workdir_lib.read_metrics(workdir)
+             if r.get("step") == t.steps and "loss" in r]
+    last.update({k: final[-1][k] for k in ("loss", "val_loss", "tokens_per_s")
+                 if final and k in final[-1]})
+
+  def diverged(done: int, problem: str) -> TrainingDiverged:
+    good = [s for s in ckpts.steps() if s < done]
+    return TrainingDiverged(
+        f"Training diverged at step {done}: {problem}. The last good checkpoint (step "
+        f"{good[-1] if good else 'none'}) is kept. Rerun on this workdir with a lower "
+        f"train.learning_rate (now {t.learning_rate:g}) or a longer train.warmup (now "
+        f"{t.warmup:g}): both may change on resume.")
 
   def finish_step(step, metrics):
     """Host side of a finished step: check, log, evaluate."""
     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-    if not ts.is_finite(metrics):
-      good = [s for s in ckpts.steps() if s <= step]
-      raise TrainingDiverged(
-          f"The loss became {metrics['loss']} at step {step} (gradient RMS "
-          f"{metrics['grad_rms']}). The last good checkpoint (step {good[-1] if good else 'none'}) "
-          "is kept. Try a lower train.learning_rate or a longer train.warmup.")
-    last.update(metrics)
     done = step + 1
+    problem = monitor.problem(metrics)
+    if problem:
+      raise diverged(done, problem)
+    last.update(metrics)
     record = None
     if done % t.log_every == 0 or done == t.steps:
       record = dict(step=done, **metrics)
@@ -150,6 +218,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
         else:
           pending = (step, metrics)
         if saving:
+          problem = health.weights_problem(float(largest_weight(state.params)))
+          if problem:
+            raise diverged(done, problem)
           ckpts.save(done, state.params, state.opt_state, data_iter)
           if preempted:
             logging.warning("SIGTERM: saved step %d; exiting to be resumed.", done)
@@ -158,16 +229,16 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
         finish_step(*pending)
   finally:
     preemption.restore()
-    ckpts.close()
-    if log:
-      log.close()
 
   summary = dict(
       step=int(state.step), steps=t.steps, train_loss=last.get("loss"),
       val_loss=evaluate(state.params) if "val_loss" not in last else last["val_loss"],
-      tokens_per_s=bar.tokens_per_s(), preempted=preemption.requested,
+      tokens_per_s=bar.tokens_per_s() if start < t.steps else last.get("tokens_per_s", 0.0),
+      preempted=preemption.requested,
       densities={k: round(float(v), 6)
                  for k, v in weight_sparsity.measured_densities(state.params).items()})
+  if int(state.step) == t.steps:
+    ckpts.wait()  # summary.json says the final checkpoint is there
   if is_main and int(state.step) == t.steps:
-    (wd / "summary.json").write_text(json.dumps(summary, indent=2))
+    storage.write_text(wd / "summary.json", json.dumps(summary, indent=2))
   return summary

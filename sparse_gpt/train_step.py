@@ -94,6 +94,3 @@ def make_eval_step(graphdef):
     return next_token_loss(graphdef, params, batch_BxL1)
   return eval_step
 
-
-def is_finite(metrics: dict) -> bool:
-  return bool(jnp.isfinite(metrics["loss"]) and jnp.isfinite(metrics["grad_rms"]))

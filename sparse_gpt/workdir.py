@@ -1,4 +1,4 @@
-"""A run's working directory: its saved config, its metrics log, and their rules.
+"""A run's working directory: its saved config, its metrics log, its lock, and their rules.
 
   <workdir>/config.json      the resolved config of the run
   <workdir>/tokenizer.json   the BPE the model was trained with
@@ -6,11 +6,18 @@
   <workdir>/metrics.jsonl    one JSON record per log or eval step
   <workdir>/checkpoints/N/   orbax checkpoints (params, opt_state, data iterator)
   <workdir>/summary.json     written when training finishes
+  <workdir>/train.lock       held by the process training the run
 """
 
+import contextlib
+import fcntl
+import hashlib
 import json
-import pathlib
+import os
+import socket
+import tempfile
 
+from absl import logging
 from etils import epath
 import ml_collections
 
@@ -22,10 +29,64 @@ _RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.eval_batches
                       "train.checkpoint_every", "train.keep_checkpoints", "data.cache_dir",
                       "mesh.data", "mesh.fsdp", "mesh.tensor",
                       "model.remat")
+# Keys that may change on resume and do change the trajectory from that step on: the way
+# out of a divergence. Each change is recorded in metrics.jsonl.
+LEARNING_RATE_CHANGES = ("train.learning_rate", "train.warmup")
 
 
 def path(workdir: str) -> epath.Path:
   return storage.path(workdir)
+
+
+def create(workdir: str) -> epath.Path:
+  """The workdir, created if need be; a file in its place or no permission is a UserError."""
+  wd = path(workdir)
+  if wd.exists() and not wd.is_dir():
+    raise CheckpointError(f"--workdir={workdir} is a file, not a directory. Name a "
+                          "directory (new or holding a run).")
+  try:
+    wd.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise CheckpointError(f"Cannot create the workdir {workdir} ({e.strerror or e}). "
+                          "Use a --workdir you can write to.") from None
+  return wd
+
+
+def _lock_file(wd: epath.Path) -> str:
+  # flock needs a local file. A remote workdir is locked on this machine only: two
+  # hosts of one run share it by design, and only process 0 takes the lock.
+  if "://" not in str(wd):
+    return os.fspath(wd / "train.lock")
+  key = hashlib.sha256(str(wd).encode()).hexdigest()[:16]
+  return os.path.join(tempfile.gettempdir(), f"sparse_gpt-{key}.lock")
+
+
+@contextlib.contextmanager
+def lock(workdir: str):
+  """Holds the workdir for this process; a second process is refused with a UserError.
+
+  flock: the kernel releases the lock when its holder exits, however it dies, so a
+  killed run never leaves it stuck. The file stays (deleting it would let a waiting
+  process lock a file nobody else sees); it names the holder, for the refusal.
+  """
+  f = _lock_file(path(workdir))
+  try:
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+  except OSError as e:
+    raise CheckpointError(f"Cannot write to the workdir {workdir} ({e.strerror or e}). "
+                          "Use a --workdir you can write to.") from None
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+      raise CheckpointError(f"{workdir} is being trained by {holder}. Wait for it to "
+                            "finish (or stop it), or use another --workdir.") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    yield
+  finally:
+    os.close(fd)
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -43,7 +104,14 @@ _BEFORE_THE_KEY = {"model.gelu": "tanh", "model.norm_eps": 1e-5}
 
 
 def _saved_config(f: epath.Path) -> dict:
-  saved = json.loads(f.read_text())
+  try:
+    saved = json.loads(f.read_text())
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise CheckpointError(f"{f} is not a readable config ({type(e).__name__}: {e}). "
+                          "Restore it from a copy, or use a new --workdir.") from None
+  if not isinstance(saved, dict):
+    raise CheckpointError(f"{f} is not a config (a JSON object). Restore it from a copy, "
+                          "or use a new --workdir.")
   for key, value in _BEFORE_THE_KEY.items():
     section, name = key.split(".")
     saved.get(section, {}).setdefault(name, value)
@@ -59,42 +127,72 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(_saved_config(f))
 
 
-def save_or_check_config(workdir: str, cfg: ml_collections.ConfigDict) -> None:
-  """Saves the config of a new run; for a resumed run, refuses a changed trajectory."""
+def check_config(workdir: str, cfg: ml_collections.ConfigDict,
+                 has_checkpoints: bool) -> dict[str, tuple]:
+  """Refuses to resume checkpoints with a changed trajectory.
+
+  Returns the learning-rate keys that changed, {key: (saved, new)}. A workdir without a
+  checkpoint holds nothing to resume (a first run that failed, say): any config goes.
+  """
   f = path(workdir) / "config.json"
-  if f.exists():
-    old, new = _flat(_saved_config(f)), _flat(json.loads(cfg.to_json()))
-    changed = sorted(k for k in old.keys() | new.keys()
-                     if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
-    if changed:
-      diffs = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-      raise CheckpointError(f"{workdir} holds a run with a different config ({diffs}). "
-                            "Resume it with the same config, or use a new --workdir.")
-  f.parent.mkdir(parents=True, exist_ok=True)
-  storage.write_text(f, cfg.to_json(indent=2))
+  if not has_checkpoints:
+    return {}
+  if not f.exists():
+    raise CheckpointError(f"{workdir} holds checkpoints but no config.json, so they "
+                          "cannot be checked against this config. Use a new --workdir.")
+  old = _flat(_saved_config(f))
+  new = _flat(json.loads(cfg.to_json()))
+  changed = sorted(k for k in old.keys() | new.keys()
+                   if old.get(k) != new.get(k) and k not in _RESUMABLE_CHANGES)
+  refused = [k for k in changed if k not in LEARNING_RATE_CHANGES]
+  if refused:
+    diffs = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in refused)
+    raise CheckpointError(f"{workdir} holds a run with a different config ({diffs}). "
+                          "Resume it with the same config, or use a new --workdir.")
+  return {k: (old.get(k), new.get(k)) for k in changed}
+
+
+def save_config(workdir: str, cfg: ml_collections.ConfigDict) -> None:
+  storage.write_text(path(workdir) / "config.json", cfg.to_json(indent=2))
 
 
 class MetricsLog:
-  """Appends JSON lines; on resume, drops records from steps the checkpoint never saw."""
+  """metrics.jsonl: on resume, drops records from steps the checkpoint never saw.
+
+  Each write replaces the whole file through `storage` (atomically), which works on every
+  filesystem orbax accepts (`gs://` cannot append) and never leaves half a line.
+  """
 
   def __init__(self, workdir: str, resume_step: int):
-    self._path = pathlib.Path(path(workdir) / "metrics.jsonl")
-    if self._path.exists():
-      kept = [line for line in self._path.read_text().splitlines()
-              if line and json.loads(line)["step"] <= resume_step]
-      tmp = self._path.with_suffix(".tmp")
-      tmp.write_text("".join(line + "\n" for line in kept))
-      tmp.replace(self._path)
-    self._file = self._path.open("a")
+    self._path = path(workdir) / "metrics.jsonl"
+    self._lines = [json.dumps(r) + "\n" for r in read_metrics(workdir)
+                   if r["step"] <= resume_step]
+    storage.write_text(self._path, "".join(self._lines))
 
   def write(self, record: dict) -> None:
-    self._file.write(json.dumps(record) + "\n")
-    self._file.flush()
-
-  def close(self) -> None:
-    self._file.close()
+    self._lines.append(json.dumps(record) + "\n")
+    storage.write_text(self._path, "".join(self._lines))
 
 
 def read_metrics(workdir: str) -> list[dict]:
+  """The records of metrics.jsonl; a last line cut short (a killed writer) is dropped."""
   f = path(workdir) / "metrics.jsonl"
-  return [json.loads(line) for line in f.read_text().splitlines() if line] if f.exists() else []
+  if not f.exists():
+    return []
+  lines = f.read_text().splitlines()
+  records = []
+  for i, line in enumerate(lines):
+    if not line:
+      continue
+    try:
+      record = json.loads(line)
+    except json.JSONDecodeError:
+      if i == len(lines) - 1:
+        logging.warning("%s: dropped its last line, cut short by an interrupted write.", f)
+        break
+      record = None
+    if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+      raise CheckpointError(f"{f}, line {i + 1}, is not a metrics record: {line[:80]!r}. "
+                            "Delete that line (or the file) and rerun.")
+    records.append(record)
+  return records

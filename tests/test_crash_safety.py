@@ -351,11 +351,11 @@ def test_a_save_that_dies_mid_write_keeps_the_previous_circuit(reference_circuit
 def test_a_resume_that_dies_rewriting_config_json_keeps_it(tmp_path, monkeypatch):
   # Every run rewrites config.json, so every start of a resume is such a moment.
   cfg = tiny_setup.tiny_config(tmp_path / "corpus", tmp_path / "cache")
-  workdir_lib.save_or_check_config(str(tmp_path), cfg)
+  workdir_lib.save_config(str(tmp_path), cfg)
   before = (tmp_path / "config.json").read_text()
   _dies_mid_write(monkeypatch)
   with pytest.raises(_Killed):
-    workdir_lib.save_or_check_config(str(tmp_path), cfg)
+    workdir_lib.save_config(str(tmp_path), cfg)
   monkeypatch.undo()
   assert (tmp_path / "config.json").read_text() == before
-  workdir_lib.save_or_check_config(str(tmp_path), cfg)  # the rerun is not refused
+  workdir_lib.check_config(str(tmp_path), cfg, has_checkpoints=True)  # the rerun is not refused

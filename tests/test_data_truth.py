@@ -73,9 +73,15 @@ def test_checkpoints_without_a_tokenizer_are_refused(cfg, tmp_path):
   assert not (tmp_path / "run" / "tokenizer.json").exists()
 
 
+def _with_a_checkpoint(run):
+  (run / "checkpoints" / "4").mkdir(parents=True)
+  return run
+
+
 def test_a_tokenizer_larger_than_the_vocab_is_refused(cfg, tmp_path):
   tokenizer_lib.save(tokenizer_lib.train_bpe(["abc def ghi " * 100 + "x" * 50], 400),
                      tmp_path / "run" / "tokenizer.json")
+  _with_a_checkpoint(tmp_path / "run")
   cfg.data.vocab_size = 257
   with pytest.raises(CheckpointError, match="more than data.vocab_size=257"):
     tokenized.for_run(cfg.data, tmp_path / "run")
@@ -199,13 +205,22 @@ def test_a_corrupt_node_means_cache_is_recomputed(means_run, monkeypatch, capsys
     ('[1, 2, 3]', "is not a tokenizer"),
 ])
 def test_a_corrupt_workdir_tokenizer_is_a_clear_error(cfg, tmp_path, text, match):
-  f = tmp_path / "run" / "tokenizer.json"
-  f.parent.mkdir()
+  f = _with_a_checkpoint(tmp_path / "run") / "tokenizer.json"
   f.write_text(text)
   with pytest.raises(CheckpointError, match=match) as e:
     tokenized.for_run(cfg.data, tmp_path / "run")
   assert str(f) in str(e.value) and "Restore" in str(e.value)
   assert f.read_text() == text  # refused, never overwritten
+
+
+def test_a_failed_first_runs_tokenizer_gives_way_to_the_corpus_bpe(cfg, tmp_path):
+  # No checkpoint: nothing was trained with the leftover file, so the corrected command
+  # (another corpus or vocab_size, say) must not be bound by it.
+  f = tmp_path / "run" / "tokenizer.json"
+  f.parent.mkdir()
+  f.write_text("{half a json")
+  corpus = tokenized.for_run(cfg.data, tmp_path / "run")
+  assert tokenizer_lib.load(f).to_str() == corpus.tokenizer.to_str()
 
 
 def test_a_tokenizer_without_the_separator_is_a_clear_error(tmp_path):

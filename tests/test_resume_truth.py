@@ -17,7 +17,7 @@ from sparse_gpt import health
 from sparse_gpt import run_io
 from sparse_gpt import train
 from sparse_gpt import workdir as workdir_lib
-from sparse_gpt.errors import CheckpointError, DataError, TrainingDiverged
+from sparse_gpt.errors import CheckpointError, TrainingDiverged
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_a_tool_names_every_corrupt_checkpoint_in_one_line_each(finished, tmp_pa
 def test_corrupt_config_or_tokenizer_is_one_user_error(finished, tmp_path):
   run = _copy(finished, tmp_path)
   (run / "tokenizer.json").write_text("{not json")
-  with pytest.raises(CheckpointError, match="tokenizer.json cannot be read"):
+  with pytest.raises(CheckpointError, match="tokenizer.json is not a tokenizer"):
     run_io.load_run(str(run))
   (run / "config.json").write_text("{\"model\": ")
   with pytest.raises(CheckpointError, match="config.json is not a readable config"):
@@ -142,6 +142,5 @@ def test_a_resume_never_replaces_the_runs_tokenizer(corpus, finished, tmp_path):
   # Another BPE than the one the corpus cache holds (here: the same, re-serialized).
   other = json.dumps(json.loads((run / "tokenizer.json").read_text()), indent=1)
   (run / "tokenizer.json").write_text(other)
-  with pytest.raises(DataError, match="another BPE than this run's"):
-    train.train(tiny_setup.tiny_config(*corpus), str(run))
+  train.train(tiny_setup.tiny_config(*corpus), str(run))  # resumes with the run's own
   assert (run / "tokenizer.json").read_text() == other

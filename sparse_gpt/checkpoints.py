@@ -56,6 +56,35 @@ def _quiet():
       lg.removeFilter(drop)
 
 
+def _abandoned_read(unraisable) -> bool:
+  """An "exception ignored" report left by a failed orbax read: its coroutine, or its
+  callback into the event loop that the manager has closed since."""
+  if "_read_array" in getattr(unraisable.object, "__qualname__", ""):
+    return True
+  frames, tb = [], unraisable.exc_traceback
+  while tb is not None:
+    frames.append(tb.tb_frame.f_code.co_name)
+    tb = tb.tb_next
+  return (isinstance(unraisable.exc_value, RuntimeError)
+          and str(unraisable.exc_value) == "Event loop is closed"
+          and "call_soon_threadsafe" in frames)
+
+
+def _drop_abandoned_reads() -> None:
+  """From now on, drops the reports of abandoned reads: background threads can release
+  them after _quiet has ended, and each is a many-line dump saying nothing new."""
+  current = sys.unraisablehook
+  if getattr(current, "drops_abandoned_reads", False):
+    return
+
+  def hook(unraisable):
+    if not _abandoned_read(unraisable):
+      current(unraisable)
+
+  hook.drops_abandoned_reads = True
+  sys.unraisablehook = hook
+
+
 def _reason(e: Exception, step_dir: str) -> str:
   """One line for a failed read: TensorStore's errors embed whole specs, many lines each.
 
@@ -105,6 +134,7 @@ class Checkpoints:
       # Out of the except clause, the error's traceback (which holds the abandoned reads)
       # is gone: leaving _quiet collects them.
     if restored is None:
+      _drop_abandoned_reads()
       logging.warning("Checkpoint %s is incomplete or corrupt (%s).", step_dir, reason)
       return None
     return {name: restored[name] for name in items}
@@ -179,4 +209,5 @@ class Checkpoints:
 
   def close(self) -> None:
     self._manager.wait_until_finished()
-    self._manager.close()
+    with _quiet():  # closing the manager's event loop lets abandoned reads be collected
+      self._manager.close()

@@ -97,7 +97,7 @@ def test_a_tool_names_every_corrupt_checkpoint_in_one_line_each(finished, tmp_pa
   assert "can be read" in str(e.value) and "Train first" not in str(e.value)
   warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
   assert len(warnings) == 2 and all("\n" not in w for w in warnings)
-  assert "checkpoints/8 is incomplete or corrupt (params/blocks." in warnings[0]
+  assert "checkpoints/8 is incomplete or corrupt (params/" in warnings[0]  # any array
   assert len(capfd.readouterr().err.splitlines()) <= 4  # no TensorStore dump, no traceback
 
 

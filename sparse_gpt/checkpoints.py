@@ -136,6 +136,8 @@ class Checkpoints:
     if restored is None:
       _drop_abandoned_reads()
       logging.warning("Checkpoint %s is incomplete or corrupt (%s).", step_dir, reason)
+      if not self._read_only:  # so that the step can be saved again
+        self._set_aside(step)
       return None
     return {name: restored[name] for name in items}
 
@@ -172,17 +174,11 @@ class Checkpoints:
       out = self._restore(step, self._items(params, opt_state, data_iter))
       if out is not None:
         return step, out["params"], out["opt_state"]
-      if not self._read_only:
-        self._set_aside(step)
     return None
 
   def readable(self, step: int, params) -> bool:
     """Whether step's params load; an unreadable step is named (and set aside)."""
-    if self._restore(step, self._items(params)) is not None:
-      return True
-    if not self._read_only:
-      self._set_aside(step)
-    return False
+    return self._restore(step, self._items(params)) is not None
 
   def restore_params(self, params, step: int | None = None):
     """(step, params) from the given or newest loadable checkpoint."""

@@ -134,11 +134,14 @@ def _loop(cfg, workdir, ckpts, mesh, training, changed) -> dict:
   if is_main:  # once the data is ready: a first run failing before leaves no config
     workdir_lib.save_config(workdir, cfg)
 
-  state = training.init()
   data_iter = iter(data.train_dataset(corpus.train_tokens, cfg.model.n_ctx, t.batch_size,
                                       cfg.seed, jax.process_index(), jax.process_count()))
-  restored = ckpts.restore_latest(state.params, state.opt_state, data_iter)
-  if restored is not None:
+  # The shapes are the template: a resumed run never builds a fresh state to discard.
+  restored = ckpts.restore_latest(training.abstract.params, training.abstract.opt_state,
+                                  data_iter)
+  if restored is None:
+    state = training.init()
+  else:
     step, params, opt_state = restored
     state = ts.TrainState(jax.device_put(np.int32(step), sharding.replicated(mesh)),
                           params, opt_state)
@@ -239,6 +242,6 @@ def _loop(cfg, workdir, ckpts, mesh, training, changed) -> dict:
                  for k, v in weight_sparsity.measured_densities(state.params).items()})
   if int(state.step) == t.steps:
     ckpts.wait()  # summary.json says the final checkpoint is there
-  if is_main and int(state.step) == t.steps:
-    storage.write_text(wd / "summary.json", json.dumps(summary, indent=2))
+    if is_main:
+      storage.write_text(wd / "summary.json", json.dumps(summary, indent=2))
   return summary

@@ -25,14 +25,15 @@ def run_demo(workdir: str) -> None:
   print(report.training_summary(summary), flush=True)
   print("\n== The twenty tasks, held-out pairs (python -m launch.tasks "
         f"--workdir={workdir})", flush=True)
-  print(tasks_cli.report(run_io.load_run(workdir)), flush=True)
+  run = run_io.load_run(workdir)  # once: the table and the circuits read the same run
+  print(tasks_cli.report(run), flush=True)
   cfg = prune_config.defaults()  # the paper's target task loss, 0.15
   cfg.null_steps = 0  # the null baselines double the time; launch.prune runs them
   print(f"\n== Circuits for every task the model solves: full-model task loss on the "
         f"training pairs at most the pruning target {cfg.target_loss}, usually a stricter "
         "bar than the table's 90% accuracy, so fewer tasks "
         f"(python -m launch.prune --workdir={workdir} --task=all)", flush=True)
-  for line in prune_cli.demo_lines(workdir, cfg):
+  for line in prune_cli.prune_solved(run, cfg):
     print(line, flush=True)
 
 

@@ -123,8 +123,3 @@ def prune_solved(run, cfg, say=progress.say, overwrite: bool = False) -> list[st
   lines.append(f"{pruned} of {len(registry.names())} tasks solved (full-model task loss "
                f"<= target {cfg.target_loss} on the training pairs) and pruned")
   return lines
-
-
-def demo_lines(workdir: str, cfg) -> list[str]:
-  """For `make demo`: prunes every task the run in `workdir` solves, one line per task."""
-  return prune_solved(run_io.load_run(workdir), cfg)

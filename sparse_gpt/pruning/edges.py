@@ -38,6 +38,8 @@ def between(params: nnx.State, layout: Layout, kept_nodes) -> list[Edge]:
   kept_K = np.unique(np.asarray(list(kept_nodes), np.int64))
   kept = np.zeros(layout.n_nodes, bool)
   kept[kept_K] = True
+  position_N = np.full(layout.n_nodes, -1)  # a kept node's place in kept_K
+  position_N[kept_K] = np.arange(kept_K.size)
   weights = named_params(params)
   edges = []
   for layer in sorted({loc.layer for loc in layout.locations}):
@@ -48,7 +50,7 @@ def between(params: nnx.State, layout: Layout, kept_nodes) -> list[Edge]:
       name = structure.layer_path(kernel, layer)
       block = weights[name][np.ix_(rows, cols)]
       for r, c in zip(*np.nonzero(block)):
-        edges.append(Edge(int(np.searchsorted(kept_K, source.start + rows[r])),
-                          int(np.searchsorted(kept_K, target.start + cols[c])), name,
+        edges.append(Edge(int(position_N[source.start + rows[r]]),
+                          int(position_N[target.start + cols[c]]), name,
                           (int(rows[r]), int(cols[c])), float(block[r, c])))
   return edges

@@ -123,6 +123,11 @@ class Checkpoints:
         opt_state=ocp.args.StandardSave(opt_state),
         data=grain.checkpoint.CheckpointSave(data_iter)), force=True)
 
+  def save_params(self, step: int, params) -> None:
+    """Parameters alone (an imported model): what every reader of parameters restores."""
+    self._manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params)),
+                       force=True)
+
   def _restore(self, step, items: dict):
     """The restored items, or None (after a one-line warning) if the step cannot be read."""
     step_dir = f"{self.directory}/{step}"

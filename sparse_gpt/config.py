@@ -45,6 +45,11 @@ def defaults() -> ml_collections.ConfigDict:
   # survive. "tanh" and 1e-5 reproduce models trained before they were the defaults.
   c.model.gelu = "exact"  # "exact" (erf) or "tanh" (the approximation)
   c.model.norm_eps = float(np.finfo(np.float32).eps)  # 1.1920929e-07
+  # Options of the released checkpoints (docs/import.md); the defaults are our own models.
+  c.model.activation = "gelu"  # the MLP's nonlinearity: "gelu" (as model.gelu says) or "relu"
+  c.model.bias = True  # biases on the attention and MLP projections
+  c.model.tied_unembed = False  # logits read the embedding matrix; no unembed kernel
+  c.model.logits_bias = False  # a learned [vocab] bias added to the logits
 
   c.sparsity = ml_collections.ConfigDict()
   c.sparsity.enabled = True
@@ -106,7 +111,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
 
   for key in ("n_layer", "d_model", "n_head", "d_head", "d_mlp", "n_ctx"):
     v.integer(f"model.{key}")
-  for key in ("attn_sink", "pos_embedding", "bigram", "remat"):
+  for key in ("attn_sink", "pos_embedding", "bigram", "remat", "bias", "tied_unembed",
+              "logits_bias"):
     v.boolean(f"model.{key}")
   # The model's k = max(1, int(afrac * width)), so no afrac leaves a location empty.
   v.number("model.afrac", 0, 1, open_low=True)
@@ -118,6 +124,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
            f"of {', '.join(LOCATIONS)}")
   v.choice("model.compute_dtype", ("float32", "bfloat16"))
   v.choice("model.gelu", ("exact", "tanh"))
+  v.choice("model.activation", ("gelu", "relu"))
   v.number("model.norm_eps", 0, 1, open_low=True, open_high=True)
 
   v.boolean("sparsity.enabled")

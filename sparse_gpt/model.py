@@ -71,8 +71,9 @@ class RMSNorm(nnx.Module):
     return (normed * self.gain[...]).astype(x_BxLxD.dtype)
 
 
-def _linear(d_in, d_out, std, cfg, rngs, bias=True):
-  return nnx.Linear(d_in, d_out, use_bias=bias, kernel_init=_normal(std),
+def _linear(d_in, d_out, std, cfg, rngs, bias=None):
+  """bias None: as the model's `bias` option says."""
+  return nnx.Linear(d_in, d_out, use_bias=cfg.bias if bias is None else bias, kernel_init=_normal(std),
                     dtype=jnp.dtype(cfg.compute_dtype), param_dtype=jnp.float32, rngs=rngs)
 
 
@@ -116,11 +117,14 @@ class Mlp(nnx.Module):
 
   def __init__(self, cfg, layer: int, rngs: nnx.Rngs):
     self.layer, self.approximate_gelu = layer, cfg.gelu == "tanh"
+    self.relu = cfg.activation == "relu"
     self.up = _linear(cfg.d_model, cfg.d_mlp, 0.02, cfg, rngs)
     self.down = _linear(cfg.d_mlp, cfg.d_model, 0.02 / math.sqrt(2 * cfg.n_layer), cfg, rngs)
 
   def __call__(self, x_BxLxD, hooks: Hooks):
-    h_BxLxF = jax.nn.gelu(self.up(x_BxLxD), approximate=self.approximate_gelu)
+    up_BxLxF = self.up(x_BxLxD)
+    h_BxLxF = (jax.nn.relu(up_BxLxF) if self.relu else
+               jax.nn.gelu(up_BxLxF, approximate=self.approximate_gelu))
     h_BxLxF = hooks(f"{self.layer}.mlp.neuron", h_BxLxF)
     return hooks(f"{self.layer}.mlp.out", self.down(h_BxLxF))
 
@@ -149,7 +153,10 @@ class Transformer(nnx.Module):
                       if cfg.pos_embedding else None)
     self.blocks = nnx.List([Block(cfg, i, rngs) for i in range(cfg.n_layer)])
     self.final_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-    self.unembed = _linear(cfg.d_model, vocab, 0.02, cfg, rngs, bias=False)
+    self.unembed = (None if cfg.tied_unembed else
+                    _linear(cfg.d_model, vocab, 0.02, cfg, rngs, bias=False))
+    self.logits_bias = (nnx.Param(jnp.zeros((vocab,), jnp.float32)) if cfg.logits_bias
+                        else None)
     self.bigram = (nnx.Param(jax.random.uniform(rngs.params(), (vocab, vocab), maxval=0.02))
                    if cfg.bigram else None)
 
@@ -166,7 +173,13 @@ class Transformer(nnx.Module):
     if positions_B is not None:  # unembed only where logits are needed
       rows_B = jnp.arange(tokens_BxL.shape[0])
       x_BxLxD, tokens_BxL = x_BxLxD[rows_B, positions_B][:, None], tokens_BxL[rows_B, positions_B][:, None]
-    logits_BxLxV = self.unembed(self.final_norm(x_BxLxD)).astype(jnp.float32)
+    normed_BxLxD = self.final_norm(x_BxLxD)
+    if self.unembed is None:
+      logits_BxLxV = self.embed.attend(normed_BxLxD).astype(jnp.float32)
+    else:
+      logits_BxLxV = self.unembed(normed_BxLxD).astype(jnp.float32)
+    if self.logits_bias is not None:
+      logits_BxLxV += self.logits_bias[...]
     if self.bigram is not None:
       logits_BxLxV += self.bigram[...][tokens_BxL]
     return logits_BxLxV if positions_B is None else logits_BxLxV[:, 0]

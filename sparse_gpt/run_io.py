@@ -19,13 +19,14 @@ from sparse_gpt import model
 from sparse_gpt import tokenizer as tokenizer_lib
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
+from sparse_gpt.importing import torch_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
   workdir: str
   config: ml_collections.ConfigDict
-  tokenizer: tokenizers.Tokenizer
+  tokenizer: tokenizers.Tokenizer | None  # None: an imported model without one
   graphdef: nnx.GraphDef
   params: nnx.State
   step: int
@@ -46,6 +47,9 @@ class Run:
     The padding is the end-of-text token. Attention is causal, so a text's positions
     0..length-1 compute as if it were alone; positions from its length on are padding.
     """
+    if self.tokenizer is None:
+      raise UserError(f"{self.workdir} has no tokenizer: pass token ids, or import the "
+                      "model again with --tokenizer=FILE.tiktoken.")
     if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
       raise UserError("encode takes a list of strings, e.g. run.encode([text]).")
     if not texts:
@@ -138,7 +142,10 @@ def load_run(workdir: str, step: int | None = None) -> Run:
   """
   cfg = workdir_lib.load_config(workdir)
   wd = workdir_lib.path(workdir)
-  tok = tokenizer_lib.load(wd / "tokenizer.json")  # a bad file is a CheckpointError
+  # An imported model may come without its tokenizer: ids in, logits out still work.
+  imported_bare = ((wd / torch_checkpoint.PROVENANCE_FILE).exists()
+                   and not (wd / "tokenizer.json").exists())
+  tok = None if imported_bare else tokenizer_lib.load(wd / "tokenizer.json")
   graphdef, abstract_params = model.abstract(cfg)
   ckpts = checkpoints.Checkpoints(wd / "checkpoints", read_only=True)
   sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])

@@ -64,6 +64,7 @@ PARAMS = (
     Param("final_norm.gain", DENSE, ()),
     Param("unembed.kernel", EMBED, ("embed", "vocab")),
     Param("bigram", DENSE, ("vocab", None)),
+    Param("logits_bias", DENSE, ("vocab",)),
 )
 KERNELS = tuple(p for p in PARAMS if p.joins)  # the kernels that join two sites
 

@@ -100,7 +100,9 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 
 # Keys added after runs were saved without them, with the value those runs computed with.
-_BEFORE_THE_KEY = {"model.gelu": "tanh", "model.norm_eps": 1e-5}
+_BEFORE_THE_KEY = {"model.gelu": "tanh", "model.norm_eps": 1e-5, "model.activation": "gelu",
+                   "model.bias": True, "model.tied_unembed": False,
+                   "model.logits_bias": False}
 
 
 def _saved_config(f: epath.Path) -> dict:

@@ -18,8 +18,10 @@ from sparse_gpt.pruning.nodes import Layout, Node
 
 _cfg = functools.partial(tiny_setup.model_config, n_layer=2, d_model=8, n_head=2, d_head=4,
                          d_mlp=16, n_ctx=16)
-_CONFIGS = {"default": {}, "everything_on": dict(pos_embedding=True, bigram=True),
-            "no_sink": dict(attn_sink=False)}
+_CONFIGS = {"default": {}, "everything_on": dict(pos_embedding=True, bigram=True,
+                                                 logits_bias=True),
+            "no_sink": dict(attn_sink=False),
+            "released_options": dict(bias=False, tied_unembed=True, activation="relu")}
 
 
 def _named(params):

@@ -1,0 +1,1 @@
+"""Importing OpenAI's released circuit_sparsity checkpoints (docs/import.md)."""

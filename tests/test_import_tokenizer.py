@@ -3,6 +3,7 @@
 import base64
 import contextlib
 import io
+import json
 import pathlib
 import random
 
@@ -15,6 +16,7 @@ from sparse_gpt.importing import tiktoken_bpe
 tiktoken = pytest.importorskip("tiktoken", reason="needs the torch extra: "
                                "pip install -e '.[torch]'")
 from tiktoken import _educational  # pylint: disable=g-import-not-at-top,g-bad-import-order
+from tiktoken import load as tiktoken_load  # pylint: disable=g-import-not-at-top
 
 _STDLIB = pathlib.Path(random.__file__).parent
 _VOCAB = 360  # 359 BPE tokens and <|endoftext|>
@@ -72,3 +74,36 @@ def test_a_file_that_is_not_tiktoken_is_refused(tmp_path):
   f.write_text("not-base64!! 0\n")
   with pytest.raises(UserError, match="line 1, is not 'base64-token rank'"):
     tiktoken_bpe.read_tiktoken(str(f))
+
+
+def _data_gym_files(ranks: dict[bytes, int], directory: pathlib.Path) -> str:
+  """The encoding's merges as GPT-2's data-gym files (the released tinypython_2k format)."""
+  chars = tiktoken_bpe._byte_chars()  # pylint: disable=protected-access
+  text = lambda b: "".join(chars[x] for x in b)
+  by_rank = sorted((r, t) for t, r in ranks.items() if len(t) > 1)
+  merges = []
+  for rank, token in by_rank:  # the pair each token was made from: both parts older
+    cut = next(i for i in range(1, len(token))
+               if ranks.get(token[:i], rank) < rank and ranks.get(token[i:], rank) < rank)
+    merges.append(f"{text(token[:cut])} {text(token[cut:])}")
+  bytes_first = sorted(range(256), key=lambda b: (not (chr(b).isprintable() and b != 32), b))
+  encoder = {chars[b]: i for i, b in enumerate(bytes_first)}
+  encoder |= {text(t): 256 + i for i, (_, t) in enumerate(by_rank)}
+  encoder[tokenizer_lib.END_OF_TEXT] = len(ranks)
+  directory.mkdir()
+  (directory / "vocab.bpe").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+  (directory / "encoder.json").write_text(json.dumps(encoder))
+  return str(directory)
+
+
+def test_the_data_gym_files_read_as_tiktoken_reads_them(encoding, tmp_path, monkeypatch):
+  directory = _data_gym_files(encoding[0], tmp_path / "tinypython")
+  monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken would cache the files by path
+  ranks = tiktoken_load.data_gym_to_mergeable_bpe_ranks(f"{directory}/vocab.bpe",
+                                                         f"{directory}/encoder.json")
+  assert tiktoken_bpe.read_data_gym(directory) == ranks
+  reference = tiktoken.Encoding("gym", pat_str=tiktoken_bpe.TINYPYTHON_PATTERN,
+                                mergeable_ranks=ranks, special_tokens={})
+  tok = tiktoken_bpe.from_file(directory, _VOCAB)
+  strings = _strings()[::8]
+  assert [tok.encode(s).ids for s in strings] == [reference.encode(s) for s in strings]

@@ -8,6 +8,7 @@ a byte-level alphabet maps bytes to the characters `tokenizers` merges.
 """
 
 import base64
+import json
 
 import tokenizers
 from tokenizers import decoders, models, pre_tokenizers
@@ -25,7 +26,8 @@ def read_tiktoken(path: str) -> dict[bytes, int]:
   """The mergeable ranks of a .tiktoken file: one `base64(token) rank` per line."""
   f = storage.path(path)
   if not f.exists():
-    raise UserError(f"--tokenizer={path} does not exist; give a .tiktoken file.")
+    raise UserError(f"--tokenizer={path} does not exist; give a .tiktoken file or a "
+                    "directory holding vocab.bpe and encoder.json.")
   ranks = {}
   for n, line in enumerate(f.read_bytes().splitlines(), 1):
     if not line.strip():
@@ -40,18 +42,41 @@ def read_tiktoken(path: str) -> dict[bytes, int]:
   return ranks
 
 
+def read_data_gym(directory: str) -> dict[bytes, int]:
+  """The mergeable ranks of GPT-2's data-gym files (vocab.bpe + encoder.json), the format of
+  the released tinypython_2k: as tiktoken.load.data_gym_to_mergeable_bpe_ranks reads them."""
+  d = storage.path(directory)
+  chars = _byte_chars()
+  to_bytes = {c: b for b, c in chars.items()}
+  decode = lambda s: bytes(to_bytes[c] for c in s)
+  # Data gym ranks the bytes with printable characters (not the space) first.
+  order = sorted(range(256), key=lambda b: (not _printable(b), b))
+  ranks = {bytes([b]): i for i, b in enumerate(order)}
+  try:
+    merges = (d / "vocab.bpe").read_text().split("\n")[1:-1]  # after a version line
+    for rank, line in enumerate(merges, 256):
+      first, second = line.split()
+      ranks[decode(first) + decode(second)] = rank
+    encoder = {decode(k): v for k, v in json.loads((d / "encoder.json").read_text()).items()
+               if k not in ("<|endoftext|>", "<|startoftext|>")}
+  except (OSError, ValueError, KeyError) as e:
+    raise UserError(f"--tokenizer={directory}: not a data-gym BPE (vocab.bpe + encoder.json): "
+                    f"{type(e).__name__}: {e}.") from None
+  if encoder != ranks:
+    raise UserError(f"--tokenizer={directory}: encoder.json disagrees with the merges of "
+                    "vocab.bpe; the two files come from different tokenizers.")
+  return ranks
+
+
+def _printable(b: int) -> bool:
+  return chr(b).isprintable() and chr(b) != " "
+
+
 def _byte_chars() -> dict[int, str]:
-  """GPT-2's byte -> printable character map, the alphabet of tokenizers' ByteLevel."""
-  printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-               + list(range(ord("®"), ord("ÿ") + 1)))
-  chars, extra = {}, 0
-  for b in range(256):
-    if b in printable:
-      chars[b] = chr(b)
-    else:
-      chars[b] = chr(256 + extra)
-      extra += 1
-  return chars
+  """GPT-2's byte -> character map (tokenizers' ByteLevel alphabet, data gym's): a
+  printable byte is its own character, the n-th other byte is chr(256 + n)."""
+  others = [b for b in range(256) if not _printable(b)]
+  return {b: chr(b) if _printable(b) else chr(256 + others.index(b)) for b in range(256)}
 
 
 def to_tokenizer(ranks: dict[bytes, int], pattern: str,
@@ -93,11 +118,12 @@ def to_tokenizer(ranks: dict[bytes, int], pattern: str,
 
 def from_file(path: str, vocab_size: int, pattern: str = TINYPYTHON_PATTERN
               ) -> tokenizers.Tokenizer:
-  """The workdir tokenizer of a .tiktoken file for a model of `vocab_size` tokens.
+  """The workdir tokenizer of a .tiktoken file, or of a directory holding the data-gym
+  files, for a model of `vocab_size` tokens.
 
   `<|endoftext|>` is the last id, as in tinypython_2k (2047 of 2048).
   """
-  ranks = read_tiktoken(path)
+  ranks = read_data_gym(path) if storage.path(path).is_dir() else read_tiktoken(path)
   if len(ranks) != vocab_size - 1 or max(ranks.values()) != vocab_size - 2:
     raise UserError(f"--tokenizer={path} has {len(ranks)} tokens ranked 0..."
                     f"{max(ranks.values())}; the model's vocab_size={vocab_size} needs "

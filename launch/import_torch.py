@@ -1,4 +1,4 @@
-"""Import a released PyTorch checkpoint: python -m launch.import_torch --checkpoint=DIR --workdir=DIR
+"""Import a released PyTorch checkpoint: python -m launch.import_torch --checkpoint=DIR --workdir=W
 
   --checkpoint   a directory holding beeg_config.json and final_model.pt (OpenAI's
                  circuit_sparsity release, e.g. csp_yolo1)

@@ -121,7 +121,7 @@ def test_relu_differs_from_gelu():
 @pytest.mark.parametrize("key,value", [
     ("rms_norm", False), ("residual_activation_type", "relu"), ("d_pos_emb", 16),
     ("sinusoidal_cat_pos_emb", True), ("activation_type", "swiglu"),
-    ("afrac_loctypes", "attn_in,resid_post_mlp"), ("brand_new_option", 1)])
+    ("afrac_loctypes", "attn_in,resid_post_mlp"), ("afrac", 0.1), ("brand_new_option", 1)])
 def test_an_unsupported_option_is_refused_by_name(key, value):
   released = _SMALL | dict(afrac=0.25) | {key: value}
   with pytest.raises(released_config.UnsupportedOption, match=f"{key}={value!r}"):

@@ -11,6 +11,7 @@ import math
 import ml_collections
 
 from sparse_gpt import config as config_lib
+from sparse_gpt import structure
 from sparse_gpt.errors import UserError
 
 # AbsTopK locations of the reference (afrac_loctypes) -> sparse_gpt node sites.
@@ -45,14 +46,13 @@ def _fail(key: str, value, why: str):
   raise UnsupportedOption(f"beeg_config.json: {key}={value!r}: {why}")
 
 
-def _positive_int(released: dict, key: str) -> int:
-  v = released.get(key)
+def _positive_int(key: str, v) -> int:
   if not (isinstance(v, int) and not isinstance(v, bool) and v > 0):
     _fail(key, v, "must be a positive integer")
   return v
 
 
-def _abstopk_at(released: dict) -> tuple[float, str]:
+def _abstopk_at(released: dict, widths: dict[str, int]) -> tuple[float, str]:
   """(afrac, abstopk_at). The reference keys activation sparsity on afrac alone: with afrac
   null no location is sparsified, whatever afrac_loctypes lists."""
   afrac = released.get("afrac")
@@ -61,7 +61,7 @@ def _abstopk_at(released: dict) -> tuple[float, str]:
   if not (isinstance(afrac, (int, float)) and not isinstance(afrac, bool)
           and math.isfinite(afrac) and 0 < afrac <= 1):
     _fail("afrac", afrac, "must be null or a number in (0, 1]")
-  spec = released.get("afrac_loctypes", "")
+  spec = released.get("afrac_loctypes", "attn_in,attn_out,mlp_in,mlp_out")  # GPTConfig's
   if not isinstance(spec, str):
     _fail("afrac_loctypes", spec, "must be a comma-separated string")
   names = [s for s in spec.split(",") if s]
@@ -70,7 +70,11 @@ def _abstopk_at(released: dict) -> tuple[float, str]:
     _fail("afrac_loctypes", spec, f"location(s) {unknown} are not node sites of sparse_gpt "
           f"(it sparsifies {', '.join(_LOCATIONS)})")
   # The reference's k is int(afrac * width); sparse_gpt's is max(1, int(afrac * width)).
-  # They agree unless afrac * width < 1, which would zero a whole location.
+  # They differ only where afrac * width < 1: the reference zeroes that whole location.
+  for s in names:
+    if int(afrac * widths[_LOCATIONS[s]]) == 0:
+      _fail("afrac", afrac, f"keeps no activation at {s} (width {widths[_LOCATIONS[s]]}); "
+            "sparse_gpt keeps at least one")
   return float(afrac), ",".join(_LOCATIONS[s] for s in names) or "none"
 
 
@@ -103,17 +107,17 @@ def to_config(released: dict) -> ml_collections.ConfigDict:
 
   c = config_lib.defaults()
   m = c.model
-  m.n_layer = _positive_int(released, "n_layer")
-  m.d_model = _positive_int(released, "d_model")
-  m.n_head = _positive_int(released, "n_head")
-  m.d_head = (released["d_head"] if released.get("d_head") is not None
-              else m.d_model // m.n_head)  # GPTConfig.__post_init__
-  m.d_head = _positive_int({"d_head": m.d_head}, "d_head")
+  for key in ("n_layer", "d_model", "n_head"):
+    m[key] = _positive_int(key, released.get(key))
+  # GPTConfig.__post_init__'s defaults for d_head and d_mlp.
+  d_head = released.get("d_head")
+  m.d_head = _positive_int("d_head", m.d_model // m.n_head if d_head is None else d_head)
   d_mlp = released.get("d_mlp", released.get("n_mlp"))
-  m.d_mlp = _positive_int({"d_mlp": 4 * m.d_model if d_mlp is None else d_mlp}, "d_mlp")
-  m.n_ctx = _positive_int(released, "block_size")
-  c.data.vocab_size = _positive_int(released, "vocab_size")
-  m.afrac, m.abstopk_at = _abstopk_at(released)
+  m.d_mlp = _positive_int("d_mlp", 4 * m.d_model if d_mlp is None else d_mlp)
+  m.n_ctx = _positive_int("block_size", released.get("block_size"))
+  c.data.vocab_size = _positive_int("vocab_size", released.get("vocab_size"))
+  widths = {site.name: site.width(m) for site in structure.SITES}
+  m.afrac, m.abstopk_at = _abstopk_at(released, widths)
   m.attn_sink = booleans["sink"]
   m.pos_embedding = True  # wpe is always added; trained, though initialised to zero
   m.bigram = booleans["enable_bigram_table"]

@@ -212,7 +212,9 @@ def run(cfg: ml_collections.ConfigDict, workdir: str, index: int | None = None,
   records = []
   for p in pts if index is None else [pts[index]]:
     say(f"== point {p.index} of {len(pts)}: {p.name}")
-    train_lib.train(p.config, p.workdir)
+    if train_lib.train(p.config, p.workdir).get("preempted"):
+      say(f"{p.name}: preempted; rerun the same command to resume.")
+      break
     records.append(prune_point(p.name, p.workdir, cfg, say))
   return records
 

@@ -65,7 +65,8 @@ def test_bad_index_and_widths_are_one_user_error(tmp_path):
 
 def test_index_runs_exactly_one_point(tmp_path, monkeypatch):
   calls = []
-  monkeypatch.setattr(sweep.train_lib, "train", lambda c, wd: calls.append(("train", wd)))
+  monkeypatch.setattr(sweep.train_lib, "train",
+                      lambda c, wd: calls.append(("train", wd)) or {"preempted": False})
   monkeypatch.setattr(sweep, "prune_point",
                       lambda name, wd, c, say: calls.append(("prune", wd)) or {})
   sweep.run(frontier_config.get_config(), str(tmp_path), index=3, say=lambda _: None)
@@ -73,6 +74,16 @@ def test_index_runs_exactly_one_point(tmp_path, monkeypatch):
                    ("prune", f"{tmp_path}/d256_sparse_a")]
   saved = json.loads((tmp_path / "sweep.json").read_text())
   assert [p["name"] for p in saved["points"]][3] == "d256_sparse_a"
+
+
+def test_a_preempted_point_stops_the_sweep_before_pruning(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(sweep.train_lib, "train",
+                      lambda c, wd: calls.append(("train", wd)) or {"preempted": True})
+  monkeypatch.setattr(sweep, "prune_point",
+                      lambda name, wd, c, say: calls.append(("prune", wd)) or {})
+  assert sweep.run(frontier_config.get_config(), str(tmp_path), say=lambda _: None) == []
+  assert calls == [("train", f"{tmp_path}/d128_sparse_a")]
 
 
 def test_list_prints_one_line_per_model(tmp_path):

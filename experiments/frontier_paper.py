@@ -2,9 +2,9 @@
 
 Each width is paper.py:EF's model, data and schedule; the L0 levels put f = 1/2, 1/4,
 1/8, 1/16 into paper.py's density rule (hidden f / (4 EF), embeddings and biases f / EF),
-so level b is paper.py:EF itself; each width also has a dense baseline (20 models). A
-GPU or TPU job, never a CPU one: a SLURM array runs one model per task
-(docs/scale_out.md).
+so level b is paper.py:EF itself; each width also has a dense baseline (20 models; its
+learning rate, --config.dense.train.learning_rate, is not tuned). A GPU or TPU job,
+never a CPU one: a SLURM array runs one model per task (docs/scale_out.md).
 
 Cost per model (arithmetic, not a measurement): 100,000 steps x 512 x 256 tokens =
 13.1B tokens; training FLOPs ~ (6 N + 12 n_layer n_ctx d_model) per token, N the
@@ -35,6 +35,8 @@ def get_config():
   c.l0 = tuple(f / 4 for f in _F)  # hidden densities at EF = 1
   c.embed_ratio = 4.0
   c.density_scaling = "paper"
+  # The paper gives no dense learning rate: this is paper.py's, untuned for dense models.
+  c.dense.train = {"learning_rate": c.base.train.learning_rate}
   wide = paper.get_config("8")
   c.per_width = {"d2048": {"sparsity": {"anneal_end": wide.sparsity.anneal_end}}}
   return c

@@ -29,7 +29,7 @@ from sparse_gpt import run_io
 from sparse_gpt import storage
 from sparse_gpt import train as train_lib
 from sparse_gpt import workdir as workdir_lib
-from sparse_gpt.errors import UserError
+from sparse_gpt.errors import ConfigError, UserError
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning import config as prune_config
 from sparse_gpt.pruning import pipeline
@@ -128,7 +128,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   v = config_checks.Checks(cfg, "config.")
   unknown = sorted(set(cfg.keys()) - set(defaults().keys()))
   if unknown:
-    raise UserError(f"config.{unknown[0]}: unknown key of a sweep config; its keys are "
+    raise ConfigError(f"config.{unknown[0]}: unknown key of a sweep config; its keys are "
                     f"{', '.join(sorted(defaults().keys()))}")
   base_width, base_heads = cfg.base.model.d_model, cfg.base.model.n_head
   v.sequence("widths", lambda w: config_checks.is_integer(w) and w > 0
@@ -228,8 +228,8 @@ def prune_point(name: str, workdir: str, cfg: ml_collections.ConfigDict,
   fresh = {"model": name, "step": run_.step, "prune_config": json.loads(cfg.prune.to_json()),
            **counts(run_.params), "tasks": {}}
   record = json.loads(f.read_text()) if f.exists() else fresh
-  if {k: record.get(k) for k in fresh if k != "tasks"} != {k: v for k, v in fresh.items()
-                                                           if k != "tasks"}:
+  made_by = lambda r: {k: r.get(k) for k in fresh if k != "tasks"}
+  if made_by(record) != made_by(fresh):
     record = fresh  # another checkpoint or recipe: nothing recorded still holds
   for task, pairs in task_names(cfg).items():
     if task in record["tasks"]:
@@ -276,13 +276,16 @@ def records(workdir: str, saved: dict) -> tuple[list[dict], list[dict]]:
   tasks = task_names(saved_config(saved))
   done, unfinished = [], []
   for p in saved["points"]:
-    wd = workdir_lib.path(p["workdir"])
+    # The point's place under the sweep's workdir as given now: a relative workdir
+    # recorded in sweep.json means another directory from elsewhere.
+    wd = storage.path(workdir) / p["name"]
     summary, pruned = wd / "summary.json", wd / TASKS_FILE
     record = json.loads(pruned.read_text()) if pruned.exists() else {"tasks": {}}
     if not summary.exists() or set(tasks) - set(record["tasks"]):
       unfinished.append(p)
       continue
-    done.append({**p, "val_loss": json.loads(summary.read_text())["val_loss"],
+    done.append({**p, "workdir": str(wd),
+                 "val_loss": json.loads(summary.read_text())["val_loss"],
                  "params": record["params"], "nonzero": record["nonzero"],
                  "tasks": {t: record["tasks"][t] for t in tasks}})
   return done, unfinished

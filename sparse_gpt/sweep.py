@@ -128,8 +128,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
   v = config_checks.Checks(cfg, "config.")
   unknown = sorted(set(cfg.keys()) - set(defaults().keys()))
   if unknown:
-    raise ConfigError(f"config.{unknown[0]}: unknown key of a sweep config; its keys are "
-                    f"{', '.join(sorted(defaults().keys()))}")
+    raise ConfigError(f"config.{unknown[0]}: unknown key of a sweep config (its keys are "
+                      f"{', '.join(sorted(defaults().keys()))}); give a sweep config such "
+                      "as experiments/frontier.py")
   base_width, base_heads = cfg.base.model.d_model, cfg.base.model.n_head
   v.sequence("widths", lambda w: config_checks.is_integer(w) and w > 0
              and w * base_heads % base_width == 0,

@@ -12,6 +12,7 @@ import tiny_setup
 from experiments import frontier as frontier_config
 from experiments import frontier_paper
 from experiments import paper
+from experiments import tiny
 from launch import frontier_cli
 from sparse_gpt import sweep
 from sparse_gpt.errors import UserError
@@ -61,6 +62,8 @@ def test_bad_index_and_widths_are_one_user_error(tmp_path):
   cfg.widths = (128, 100)
   with pytest.raises(UserError, match=r"config.widths=\(128, 100\).*whole heads"):
     sweep.points(cfg, str(tmp_path))
+  with pytest.raises(UserError, match=r"config.data: unknown key.*give a sweep config"):
+    sweep.points(tiny.get_config(), str(tmp_path))
 
 
 def test_index_runs_exactly_one_point(tmp_path, monkeypatch):

@@ -108,9 +108,10 @@ def table(result: dict) -> str:
   rows = [f"{'model':<18} {'kind':<6} {'width':>5} {'L0':>2} {'nonzero':>10} "
           f"{'val loss':>8} {'edges':>9}  pareto"]
   for m in sorted(result["models"], key=lambda m: m["val_loss"]):
-    rows.append(f"{m['name']:<18} {'sparse' if m['sparse'] else 'dense':<6} "
-                f"{m['width']:>5} {m['l0'] or '-':>2} {m['nonzero']:>10,} "
-                f"{m['val_loss']:>8.4f} {m['edges']:>9.1f}  {'*' if m['pareto'] else ''}")
+    row = (f"{m['name']:<18} {'sparse' if m['sparse'] else 'dense':<6} "
+           f"{m['width']:>5} {m['l0'] or '-':>2} {m['nonzero']:>10,} "
+           f"{m['val_loss']:>8.4f} {m['edges']:>9.1f}  {'*' if m['pareto'] else ''}")
+    rows.append(row.rstrip())
   rows.append(f"edges: geometric mean over the {len(result['common_tasks'])} tasks every "
               f"model solves: {', '.join(result['common_tasks'])}")
   for t, names in result["partial_tasks"].items():

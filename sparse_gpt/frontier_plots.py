@@ -29,16 +29,15 @@ def frontier_png(result: dict, path) -> None:
     if len(group) > 1:
       group = sorted(group, key=lambda m: (m["sparse"], m["width"], m["l0"] or ""))
       ax.plot([m["val_loss"] for m in group], [m["edges"] for m in group], style,
-              color="0.6" if style == ":" else None, label=label, zorder=1)
-  for sparse, marker, color, label in ((True, "o", "tab:blue", "sparse"),
-                                       (False, "s", "tab:red", "dense")):
+              lw=1.5, label=label, zorder=1)
+  for sparse, marker, fill, label in ((True, "o", "k", "sparse"), (False, "s", "w", "dense")):
     ms = [m for m in models if m["sparse"] == sparse]
     if ms:
       ax.scatter([m["val_loss"] for m in ms], [m["edges"] for m in ms], marker=marker,
-                 color=color, s=45, label=label, zorder=3)
+                 facecolors=fill, edgecolors="k", s=45, label=label, zorder=3)
   front = sorted((m for m in models if m["pareto"]), key=lambda m: m["val_loss"])
   ax.plot([m["val_loss"] for m in front], [m["edges"] for m in front], "--", color="k",
-          lw=1.5, label="Pareto front", zorder=2)
+          lw=1, label="Pareto front", zorder=2)
   for m in models:
     ax.annotate(m["name"], (m["val_loss"], m["edges"]), fontsize=7,
                 xytext=(4, 4), textcoords="offset points")

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import tiny_setup
+from launch import bridge_cli
 from sparse_gpt import config
 from sparse_gpt import model
+from sparse_gpt import report
 from sparse_gpt import run_io
 from sparse_gpt import sharding
 from sparse_gpt import tokenizer as tokenizer_lib
@@ -22,6 +24,11 @@ from sparse_gpt.bridge import intervene
 from sparse_gpt.bridge import loss
 from sparse_gpt.bridge import params as bridge_params
 from sparse_gpt.bridge import training as bridge_training
+from sparse_gpt.errors import UserError
+from sparse_gpt.pruning import calibrate
+from sparse_gpt.pruning import circuit as circuit_lib
+from sparse_gpt.pruning import config as prune_config
+from sparse_gpt.pruning.nodes import Node
 
 
 def _small_model(**model_kw):
@@ -116,6 +123,7 @@ def test_a_bridged_run_logs_every_term_and_reports_its_bridges(bridged):
   sites = summary["bridge"]["sites"]
   assert [s["site"] for s in sites] == ["0.attn", "0.mlp", "final"]
   assert all(s[k] > 0 for s in sites for k in (*loss.TERMS, "dense_loss_decoded"))
+  assert "bridges (validation windows" in report.training_summary(summary)
   # The checkpoint's params are the sparse model alone: any tool loads it as a run.
   assert run_io.load_run(str(bridged)).config.model.d_model == 24
 
@@ -186,3 +194,54 @@ def test_a_wrong_dense_workdir_is_one_clear_error(corpus, dense_run, tmp_path):
   other = tokenizer_lib.train_bpe(["some other text entirely " * 50], 300)
   tokenizer_lib.save(other, replaced / "tokenizer.json")
   refused(_bridge_config(corpus, replaced), "tokenizer.json differs")
+
+
+def _circuit_file(run_dir, tmp_path, nodes) -> str:
+  """A circuit of the bridged run on a pairs file the tiny tokenizer can pose."""
+  pairs = tmp_path / "digits.jsonl"
+  records = []
+  for i in range(8):
+    a, b = str(i % 5), str(5 + i % 4)
+    records += [dict(prompt=f"x{i} = {a}\ny=", correct=a, incorrect=b),
+                dict(prompt=f"x{i} = {b}\ny=", correct=b, incorrect=a)]
+  pairs.write_text("".join(json.dumps(r) + "\n" for r in records))
+  run = run_io.load_run(str(run_dir))
+  c = circuit_lib.Circuit(
+      model=dict(workdir=str(run_dir), step=run.step,
+                 config_hash=circuit_lib.config_hash(run.config)),
+      task=dict(name="digits", source="pairs_file", pairs_file=str(pairs), pair_seed=None,
+                train_pairs=6, heldout_pairs=2, dropped_pairs=[]),
+      ablation=dict(kind="mean", mean_windows=4), nodes=tuple(nodes), edges=(),
+      calibration=calibrate.IDENTITY, metrics={},
+      prune_config=prune_config.defaults().to_dict())
+  path = tmp_path / "digits.json"
+  circuit_lib.save(c, path)
+  return str(path)
+
+
+def test_launch_bridge_sweeps_the_circuit_and_its_control(bridged, tmp_path):
+  run = tmp_path / "run"
+  shutil.copytree(bridged, run)
+  circuit = _circuit_file(run, tmp_path, [
+      Node("attn.in", 0, 3), Node("mlp.in", 0, 5), Node("attn.q", 0, 1, head=0, channel=1)])
+  text = bridge_cli.main(str(run), circuit, strengths=(0.0, 1.0))
+  assert "circuit (2 nodes)" in text and "random control (2 nodes)" in text
+  assert "0.attn.in[3]" in text and "0.mlp.in[5]" in text
+  out = json.loads((run / "bridge_digits.json").read_text())
+  assert out["heldout_pairs"] == 2
+  circuit_rows, control_rows = out["together"].values()
+  assert circuit_rows[0]["strength"] == 0  # untouched: the circuit is its control there
+  assert circuit_rows[0] == control_rows[0]
+  assert circuit_rows[1] != control_rows[1]
+  pytest.importorskip("matplotlib")
+  assert (run / "bridge_digits.png").stat().st_size > 0
+
+
+def test_launch_bridge_refuses_bad_nodes_and_strengths(bridged, tmp_path):
+  circuit = _circuit_file(bridged, tmp_path, [Node("attn.q", 0, 1, head=0, channel=1)])
+  with pytest.raises(UserError, match="keeps no residual-read node"):
+    bridge_cli.main(str(bridged), circuit)
+  with pytest.raises(UserError, match=r"--nodes: '0.attn.in\[99\]' is not"):
+    bridge_cli.main(str(bridged), circuit, nodes=("0.attn.in[99]",))
+  with pytest.raises(UserError, match="give strengths in"):
+    bridge_cli.main(str(bridged), circuit, strengths=(1.5,))

@@ -4,7 +4,6 @@ import json
 import re
 
 import ml_collections
-import numpy as np
 
 from sparse_gpt import storage
 from sparse_gpt import workdir as workdir_lib

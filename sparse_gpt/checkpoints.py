@@ -205,6 +205,15 @@ class Checkpoints:
         "command sets unreadable ones aside and resumes from the newest good one, or "
         "trains again from scratch.")
 
+  def restore_opt_state(self, opt_state, step: int):
+    """The optimizer state of a step whose params were read (what a bridged run's bridges
+    ride in: sparse_gpt/bridge/training.py)."""
+    out = self._restore(step, dict(opt_state=ocp.args.StandardRestore(_abstract(opt_state))))
+    if out is None:
+      raise CheckpointError(f"{self.directory}/{step}: its optimizer state cannot be read "
+                            "(see the warning above).")
+    return out["opt_state"]
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 

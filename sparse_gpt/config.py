@@ -11,6 +11,7 @@ import numpy as np
 
 from sparse_gpt import config_checks
 from sparse_gpt import structure
+from sparse_gpt.tasks import registry
 
 # Node location types (structure.SITES), in the order the forward pass meets them.
 LOCATIONS = tuple(site.name for site in structure.SITES)
@@ -87,6 +88,33 @@ def defaults() -> ml_collections.ConfigDict:
   return c
 
 
+def bridge_defaults() -> ml_collections.ConfigDict:
+  """The `bridge` section, present only in a bridged run (docs/bridges.md)."""
+  b = ml_collections.ConfigDict()
+  b.dense_workdir = ""  # the trained dense run to explain; it stays frozen
+  b.afrac = 0.25  # the encoder's AbsTopK keeps afrac * sparse d_model entries; 1: off
+  b.learning_rate = 1e-3  # Adam's peak rate for the bridges (warmup and decay as train)
+  # Loss weights, each term averaged over the residual sites.
+  b.nmse_encode_weight = 1.0  # NMSE(encoder(dense residual), sparse residual)
+  b.nmse_decode_weight = 1.0  # NMSE(decoder(sparse residual), dense residual)
+  b.kl_sparse_weight = 1.0  # KL(dense logits || sparse model run on the encoded residual)
+  b.kl_dense_weight = 1.0  # KL(dense logits || dense model run on the decoded residual)
+  b.task = "single_double_quote"  # the summary's bridged task accuracy
+  b.task_pairs = 64  # held-out pairs of that task
+  return b
+
+
+def with_bridge(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A copy of `c` with the bridge section's defaults added."""
+  c = ml_collections.ConfigDict(c.to_dict())
+  c.bridge = bridge_defaults()
+  return c
+
+
+def bridged(c: ml_collections.ConfigDict) -> bool:
+  return "bridge" in c
+
+
 def abstopk_locations(model_cfg) -> frozenset[str]:
   spec = model_cfg.abstopk_at.strip()
   if spec == "all":
@@ -99,7 +127,7 @@ def abstopk_locations(model_cfg) -> frozenset[str]:
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad key; returns None for a good config."""
   v = config_checks.Checks(c, "config.")
-  v.same_keys(defaults())
+  v.same_keys(with_bridge(defaults()) if bridged(c) else defaults())
   v.seed("seed")
 
   v.string("data.corpus", empty_ok=False,
@@ -161,3 +189,17 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.train.batch_size % split:
     v.fail("train.batch_size", c.train.batch_size,
            f"must divide by the mesh's batch axes, mesh.data x mesh.fsdp = {split}")
+  if bridged(c):
+    _validate_bridge(v)
+
+
+def _validate_bridge(v: config_checks.Checks) -> None:
+  v.string("bridge.dense_workdir", empty_ok=False,
+           hint=": the dense run to explain, e.g. --config.bridge.dense_workdir=runs/dense")
+  v.number("bridge.afrac", 0, 1, open_low=True, hint=" (1 keeps every entry: AbsTopK off)")
+  v.number("bridge.learning_rate", 0, open_low=True)
+  for key in ("nmse_encode_weight", "nmse_decode_weight", "kl_sparse_weight",
+              "kl_dense_weight"):
+    v.number(f"bridge.{key}", 0)
+  v.choice("bridge.task", tuple(registry.names()))
+  v.integer("bridge.task_pairs")

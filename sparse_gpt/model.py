@@ -214,3 +214,58 @@ def forward(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxL: jax.Array,
   model = nnx.merge(graphdef, params)
   hooks = Hooks(model.topk_at, model.afrac, edits, record)
   return model(tokens_BxL, hooks, positions_B), hooks.recorded
+
+
+def residual_sites(n_layer: int) -> tuple[str, ...]:
+  """The residual stream's sublayer inputs in forward order: "{i}.attn" and "{i}.mlp" (the
+  stream entering block i's attention or MLP norm, whose output is node "{i}.attn.in" or
+  "{i}.mlp.in"), then "final" (entering the final norm)."""
+  return tuple(f"{i}.{half}" for i in range(n_layer) for half in ("attn", "mlp")) + ("final",)
+
+
+def residual_forward(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxL: jax.Array,
+                     start: str | None = None, start_BxLxD: jax.Array | None = None,
+                     add: dict[str, jax.Array] | None = None
+                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """(logits_BxLxV, {site: residual_BxLxD at every residual site}), as `forward` computes.
+
+  With `start`, the forward begins at that site with the residual `start_BxLxD` (the
+  layers before it are skipped; the tokens still feed the bigram table). `add` adds a
+  residual_BxLxD at a site, before that site's residual is recorded and read on. No node
+  edits, no remat: this is the bridges' view of the model (sparse_gpt/bridge/).
+  """
+  model = nnx.merge(graphdef, params)
+  hooks = Hooks(model.topk_at, model.afrac, None, ())
+  sites = residual_sites(len(model.blocks))
+  if start is not None and start not in sites:
+    raise ValueError(f"unknown residual site {start!r}; the sites are {sites}")
+  add = add or {}
+  recorded = {}
+  x_BxLxD = None
+  if start is None:
+    x_BxLxD = model.embed(tokens_BxL)
+    if model.pos_embed is not None:
+      x_BxLxD += model.pos_embed(jnp.arange(tokens_BxL.shape[1]))[None]
+    x_BxLxD = x_BxLxD.astype(model.compute_dtype)
+
+  def at(site, x_BxLxD):
+    if site == start:
+      x_BxLxD = start_BxLxD.astype(model.compute_dtype)
+    if x_BxLxD is not None and site in add:
+      x_BxLxD = x_BxLxD + add[site].astype(x_BxLxD.dtype)
+    if x_BxLxD is not None:
+      recorded[site] = x_BxLxD
+    return x_BxLxD
+
+  for i, block in enumerate(model.blocks):
+    x_BxLxD = at(f"{i}.attn", x_BxLxD)
+    if x_BxLxD is not None:
+      x_BxLxD = x_BxLxD + block.attn(hooks(f"{i}.attn.in", block.attn_norm(x_BxLxD)), hooks)
+    x_BxLxD = at(f"{i}.mlp", x_BxLxD)
+    if x_BxLxD is not None:
+      x_BxLxD = x_BxLxD + block.mlp(hooks(f"{i}.mlp.in", block.mlp_norm(x_BxLxD)), hooks)
+  x_BxLxD = at("final", x_BxLxD)
+  logits_BxLxV = model.unembed(model.final_norm(x_BxLxD)).astype(jnp.float32)
+  if model.bigram is not None:
+    logits_BxLxV += model.bigram[...][tokens_BxL]
+  return logits_BxLxV, recorded

@@ -17,4 +17,26 @@ def training_summary(summary: dict) -> str:
     by_density[density].append(name)
   for density, names in sorted(by_density.items()):
     lines.append(f"  {density:8.4f}  {', '.join(names)}")
+  if "bridge" in summary:
+    lines += bridge_quality(summary["bridge"])
   return "\n".join(lines)
+
+
+def bridge_quality(bridge: dict) -> list[str]:
+  """A bridged run's summary["bridge"] (docs/bridges.md) as a table, one row per site."""
+  task = bridge["task"]
+  scored = bridge.get("task_status") == "ok"
+  lines = [f"bridges (validation windows; {task} held-out accuracy"
+           f"{'' if scored else ': ' + bridge.get('task_status', 'not scored')}):",
+           "  site     nmse_enc nmse_dec kl_sparse kl_dense dense_loss_decoded"
+           + (" task_acc_decoded" if scored else "")]
+  for row in bridge["sites"]:
+    lines.append(f"  {row['site']:8} {row['nmse_encode']:8.4f} {row['nmse_decode']:8.4f} "
+                 f"{row['kl_sparse']:9.4f} {row['kl_dense']:8.4f} "
+                 f"{row['dense_loss_decoded']:18.4f}"
+                 + (f" {row['task_accuracy_decoded']:16.3f}" if scored else ""))
+  own = f"dense model's own validation loss {bridge['dense_val_loss']:.4f}"
+  if scored:
+    own += (f"; task accuracy: dense {bridge['dense_task_accuracy']:.3f}, sparse "
+            f"{bridge['sparse_task_accuracy']:.3f}")
+  return lines + [f"  {own}"]

@@ -27,6 +27,7 @@ from sparse_gpt import tokenized
 from sparse_gpt import train_step as ts
 from sparse_gpt import weight_sparsity
 from sparse_gpt import workdir as workdir_lib
+from sparse_gpt.bridge import training as bridge_training
 from sparse_gpt.errors import TrainingDiverged
 
 
@@ -89,7 +90,7 @@ def _train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
                                   keep=t.keep_checkpoints)
   try:
     changed = workdir_lib.check_config(workdir, cfg, has_checkpoints=bool(ckpts.steps()))
-    training = ts.build(cfg, mesh)
+    training = (bridge_training.build if config_lib.bridged(cfg) else ts.build)(cfg, mesh)
     summary = _finished_summary(cfg, workdir, ckpts, training)
     if summary is not None:
       progress.say(f"{workdir} is already trained to step {t.steps}.")
@@ -131,6 +132,7 @@ def _loop(cfg, workdir, ckpts, mesh, training, changed) -> dict:
   wd = workdir_lib.path(workdir)
   t = cfg.train
   corpus = tokenized.for_run(cfg.data, workdir, write=is_main)
+  training.check_corpus(corpus.tokenizer)
   if is_main:  # once the data is ready: a first run failing before leaves no config
     workdir_lib.save_config(workdir, cfg)
 
@@ -241,6 +243,7 @@ def _loop(cfg, workdir, ckpts, mesh, training, changed) -> dict:
       densities={k: round(float(v), 6)
                  for k, v in weight_sparsity.measured_densities(state.params).items()})
   if int(state.step) == t.steps:
+    summary.update(training.report(state, val))
     ckpts.wait()  # summary.json says the final checkpoint is there
     if is_main:
       storage.write_text(wd / "summary.json", json.dumps(summary, indent=2))

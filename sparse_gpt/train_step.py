@@ -60,10 +60,25 @@ class Training:
     """The initial state (from cfg.seed), every array created in place on the mesh."""
     def init(key):
       params = model.init(self.cfg, key)[1]
-      return TrainState(jnp.zeros((), jnp.int32), params, self.tx.init(params))
+      return TrainState(jnp.zeros((), jnp.int32), params, self.init_opt_state(params))
 
     shardings = jax.tree.map(lambda x: x.sharding, self.abstract)
     return jax.jit(init, out_shardings=shardings)(jax.random.key(self.cfg.seed))
+
+  def init_opt_state(self, params):
+    """The optimizer state a run starts from (a bridged run's also holds its bridges)."""
+    return self.tx.init(params)
+
+  def check_corpus(self, tokenizer) -> None:
+    """Refuses a corpus this training cannot learn from; any corpus does here (a bridged
+    run's must be tokenized as its dense run's: sparse_gpt/bridge/training.py)."""
+    del tokenizer
+
+  def report(self, state: TrainState, val_batches) -> dict:
+    """What this training adds to summary.json: nothing here (a bridged run: its bridges'
+    quality)."""
+    del state, val_batches
+    return {}
 
 
 def build(cfg: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Training:

@@ -8,13 +8,13 @@ import sys
 import ml_collections
 import pytest
 
-from experiments import dense, paper, tiny
+from experiments import bridge, dense, paper, tiny
 from sparse_gpt import config
 from sparse_gpt.errors import ConfigError
 from sparse_gpt.pruning import config as prune_config
 
 
-@pytest.mark.parametrize("get", [tiny.get_config, dense.get_config,
+@pytest.mark.parametrize("get", [tiny.get_config, dense.get_config, bridge.get_config,
                                  lambda: paper.get_config("1"),
                                  lambda: paper.get_config("4"),
                                  lambda: paper.get_config("16"), config.defaults])
@@ -149,6 +149,49 @@ def test_unknown_missing_and_flattened_keys_are_rejected(schema):
   del d[first]
   with pytest.raises(ConfigError, match=f"^{re.escape(prefix + first)} is missing"):
     lib.validate(ml_collections.ConfigDict(d))
+
+
+# The bridge section is in a bridged run's config only (config.with_bridge).
+BRIDGE_BAD = {
+    "dense_workdir": ("", "  ", 3),
+    "afrac": _UNIT_HALF_OPEN,
+    "learning_rate": _POSITIVE,
+    **{k: _NON_NEGATIVE for k in ("nmse_encode_weight", "nmse_decode_weight",
+                                  "kl_sparse_weight", "kl_dense_weight")},
+    "task": ("no_such_task", 3),
+    "task_pairs": _POSITIVE_INT,
+}
+
+
+def _bridged() -> ml_collections.ConfigDict:
+  c = config.with_bridge(config.defaults())
+  c.bridge.dense_workdir = "runs/dense"
+  return c
+
+
+@pytest.mark.parametrize("key", _leaves(config.bridge_defaults()))
+def test_every_bridge_key_rejects_bad_values_by_name(key):
+  assert key in BRIDGE_BAD, f"config.bridge.{key} has no bad values in tests/test_config.py"
+  config.validate(_bridged())
+  for value in (None, *BRIDGE_BAD[key]):
+    with pytest.raises(ConfigError) as e:
+      config.validate(_with(_bridged(), f"bridge.{key}", value))
+    assert str(e.value).startswith(f"config.bridge.{key}={value!r}: "), (value, str(e.value))
+
+
+def test_the_bridge_table_names_only_real_keys():
+  assert set(BRIDGE_BAD) == set(_leaves(config.bridge_defaults()))
+
+
+def test_a_bridge_section_has_every_key_and_no_other():
+  c = _bridged()
+  c.bridge.widht = 3
+  with pytest.raises(ConfigError, match=r"^config\.bridge\.widht: unknown key"):
+    config.validate(c)
+  c = _bridged()
+  del c.bridge["afrac"]
+  with pytest.raises(ConfigError, match=r"^config\.bridge\.afrac is missing"):
+    config.validate(c)
 
 
 def test_a_section_must_stay_a_section():

@@ -1,0 +1,161 @@
+"""A sparse circuit's residual nodes as interventions on the dense model (method.md
+section 10, the paper's Fig. 9).
+
+A residual-read node "{i}.attn.in[c]" (or mlp.in) is channel c of the sparse residual at
+site "{i}.attn" (the stream its norm reads). On a minimal pair, row r's counterfactual
+change of that channel is its value on the other prompt of the pair minus its value on
+r's own, position by position (the pair's two prompts are padded to one length). It
+moves the dense residual at the site along the channel's bridge decoder row (a unit
+vector), by the change times the ratio of the two residuals' RMS at that position, so
+that the change keeps its size relative to the stream it is in; times a strength in
+[0, 1]. The dense model then runs on from the site, and we read the probability of the
+row's own answer and of the counterfactual one (its partner's answer).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sparse_gpt import config as config_lib
+from sparse_gpt import checkpoints
+from sparse_gpt import model
+from sparse_gpt import optim
+from sparse_gpt import run_io
+from sparse_gpt import workdir as workdir_lib
+from sparse_gpt.bridge import dense as dense_lib
+from sparse_gpt.bridge import params as bridge_params
+from sparse_gpt.bridge import training as bridge_training
+from sparse_gpt.errors import UserError
+from sparse_gpt.tasks import loss as task_loss
+from sparse_gpt.tasks import resolve
+
+# The node locations that read the residual stream, and the site each reads.
+RESIDUAL_READS = {"attn.in": "attn", "mlp.in": "mlp"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bridged:
+  """A bridged run loaded back: the sparse run, its dense run, and the bridges."""
+  sparse: run_io.Run
+  dense: run_io.Run
+  bridges: bridge_params.Bridges
+
+  @property
+  def sites(self) -> tuple[str, ...]:
+    return model.residual_sites(self.sparse.config.model.n_layer)
+
+
+def load(workdir: str, step: int | None = None) -> Bridged:
+  """The bridged run in `workdir` (newest readable checkpoint by default)."""
+  sparse = run_io.load_run(workdir, step)
+  cfg = sparse.config
+  if not config_lib.bridged(cfg):
+    raise UserError(f"{workdir} is not a bridged run (its config.json has no bridge "
+                    "section): train one with python -m launch.train "
+                    "--config=experiments/bridge.py --config.bridge.dense_workdir=...")
+  dense = dense_lib.load(cfg)
+  dense_lib.check_tokenizer(cfg, dense.tokenizer, sparse.tokenizer)
+  device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  _, params = model.abstract(cfg)
+  bridges = jax.eval_shape(lambda: bridge_training.init_bridges(cfg, dense.config.model.d_model))
+  template = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      bridge_training.OptState(jax.eval_shape(optim.make(cfg, params).init, params), bridges,
+                               jax.eval_shape(bridge_training.bridges_optimizer(cfg).init,
+                                              bridges)))
+  ckpts = checkpoints.Checkpoints(workdir_lib.path(workdir) / "checkpoints", read_only=True)
+  try:
+    opt_state = ckpts.restore_opt_state(template, sparse.step)
+  finally:
+    ckpts.close()
+  return Bridged(sparse, dense, opt_state.bridges)
+
+
+def residual_nodes(nodes) -> list[tuple[str, int]]:
+  """(site, channel) of each residual-read node among circuit nodes, in their order."""
+  return [(f"{n.layer}.{RESIDUAL_READS[n.site]}", n.index) for n in nodes
+          if n.site in RESIDUAL_READS]
+
+
+def masks(b: Bridged, nodes: list[tuple[str, int]]) -> np.ndarray:
+  """mask_SxD: 1 at each (site, channel) of `nodes`."""
+  mask_SxD = np.zeros((len(b.sites), b.sparse.config.model.d_model), np.float32)
+  for site, channel in nodes:
+    mask_SxD[b.sites.index(site), channel] = 1
+  return mask_SxD
+
+
+def _rms(x_BxLxD):
+  return jnp.sqrt(jnp.mean(jnp.square(x_BxLxD), -1, keepdims=True))
+
+
+def dense_deltas(bridges, sparse_res: dict, dense_res: dict, mask_SxD, strength) -> dict:
+  """{site: delta_BxLxE}: the dense intervention of the masked sparse channels."""
+  deltas = {}
+  for s, site in enumerate(sparse_res):
+    sparse_BxLxD, dense_BxLxE = sparse_res[site], dense_res[site]
+    partner_B = jnp.arange(sparse_BxLxD.shape[0]) ^ 1  # rows 2p and 2p + 1 are pair p
+    change_BxLxD = (sparse_BxLxD[partner_B] - sparse_BxLxD) * mask_SxD[s]
+    rows_DxE = bridges.decoder_SxDxE[s]
+    unit_DxE = rows_DxE / jnp.maximum(jnp.linalg.norm(rows_DxE, axis=-1, keepdims=True),
+                                      1e-30)
+    scale_BxLx1 = _rms(dense_BxLxE) / jnp.maximum(_rms(sparse_BxLxD), 1e-30)
+    deltas[site] = strength * scale_BxLx1 * (change_BxLxD @ unit_DxE)
+  return deltas
+
+
+def make_probabilities(b: Bridged):
+  """(mask_SxD, strength, batch) -> (p_own_B, p_counterfactual_B, moved_B): the dense
+  model's probability of each row's answer and of its partner's, and whether the
+  counterfactual answer now wins, under the intervention of the masked channels."""
+
+  @jax.jit
+  def probabilities(sparse_params, dense_params, bridges, mask_SxD, strength,
+                    batch: resolve.TaskBatch):
+    tokens_BxL = batch.tokens_BxL
+    _, sparse_res = model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL)
+    _, dense_res = model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL)
+    add = dense_deltas(bridges, sparse_res, dense_res, mask_SxD, strength)
+    logits_BxLxV, _ = model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL,
+                                             add=add)
+    last_BxV = task_loss.last_logits(logits_BxLxV, batch.last_B)
+    own_B, other_B = task_loss.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
+    log_p = jax.nn.log_softmax(last_BxV, -1)
+    rows_B = jnp.arange(last_BxV.shape[0])
+    return (jnp.exp(log_p[rows_B, batch.correct_B]), jnp.exp(log_p[rows_B, batch.incorrect_B]),
+            other_B > own_B)
+
+  return lambda mask_SxD, strength, batch: jax.device_get(probabilities(
+      b.sparse.params, b.dense.params, b.bridges, jnp.asarray(mask_SxD),
+      jnp.float32(strength), batch))
+
+
+def sweep(b: Bridged, nodes: list[tuple[str, int]], strengths, batch: resolve.TaskBatch,
+          probabilities=None) -> list[dict]:
+  """For each strength: the held-out rows' mean probability of their own and of the
+  counterfactual answer, and the fraction where the counterfactual wins."""
+  probabilities = probabilities or make_probabilities(b)
+  mask_SxD = masks(b, nodes)
+  rows = []
+  for strength in strengths:
+    own, other, moved = probabilities(mask_SxD, strength, batch)
+    rows.append(dict(strength=float(strength), p_own=float(np.mean(own)),
+                     p_counterfactual=float(np.mean(other)), moved=float(np.mean(moved))))
+  return rows
+
+
+def random_control(nodes: list[tuple[str, int]], d_model: int, seed: int
+                   ) -> list[tuple[str, int]]:
+  """As many nodes at each site as `nodes` has, drawn from that site's other channels."""
+  rng = np.random.default_rng(seed)
+  control = []
+  for site in dict.fromkeys(site for site, _ in nodes):
+    taken = {c for s, c in nodes if s == site}
+    free = np.array(sorted(set(range(d_model)) - taken))
+    if len(free) < len(taken):
+      raise UserError(f"site {site}: the circuit has {len(taken)} of its {d_model} "
+                      "channels, too many to draw a random control of as many others.")
+    control += [(site, int(c)) for c in rng.choice(free, len(taken), replace=False)]
+  return control

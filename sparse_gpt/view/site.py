@@ -57,6 +57,8 @@ def write(workdir: str | None, circuits: Sequence[str] = (), say=progress.say,
   for step in sorted({c.model["step"] for c in loaded} - set(runs)):
     runs[step] = run_io.load_run(workdir, step)  # a missing checkpoint is one error
   models = {step: data_lib.Model(runs[step]) for step in {c.model["step"] for c in loaded}}
+  say(f"top contexts of every node over {data_lib.CONTEXT_WINDOWS} validation windows: "
+      f"{time.time() - start:.1f} s")
   tasks = [data_lib.task_batch(runs[c.model["step"]], c) for c in loaded]
   length = data_lib.common_length(next(iter(runs.values())), tasks)
   pages = []

@@ -26,8 +26,8 @@ from sparse_gpt.tasks import pairs_file
 from sparse_gpt.tasks import resolve
 
 # Held-out pairs of a registered task that the ablation losses are scored on: the same
-# as `launch.tasks --circuit=FILE --task=TASK --n_pairs=64` (split heldout, seed 0).
-N_PAIRS = 64
+# as `launch.tasks --circuit=FILE --task=TASK --n_pairs=16` (split heldout, seed 0).
+N_PAIRS = 16
 SPLIT, SEED = "heldout", 0
 EXAMPLE_PAIRS = 3  # pairs shown token by token
 CONTEXT_WINDOWS = 64  # validation windows searched for top-activating contexts
@@ -35,7 +35,7 @@ TOP_CONTEXTS = 10
 CONTEXT_LEFT, CONTEXT_RIGHT = 12, 4  # tokens shown each side of a top context's token
 _SEQUENCES_PER_FORWARD = 512  # ablation variants x sequences in one batched forward
 _WINDOWS_PER_FORWARD = 8
-_ROW_MULTIPLE = 32  # a task's sequences are padded to a multiple of this many rows
+_ROW_MULTIPLE = 16  # a task's sequences are padded to a multiple of this many rows
 
 
 def node_name(node) -> str:

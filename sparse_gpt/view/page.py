@@ -18,7 +18,7 @@ _ASSETS = pathlib.Path(__file__).parent / "assets"
 CHANCE = math.log(2)
 
 _ROW_H, _LABEL_W, _MARGIN = 34, 118, 22
-_MIN_W, _NODE_GAP, _MAX_W = 880, 7, 8000
+_MIN_W, _NODE_GAP, _MAX_W = 990, 7, 8000
 
 HELDOUT_MEANINGS = {
     "full_model_loss": "the full model's task loss on the held-out pairs: the bar to match",
@@ -158,7 +158,7 @@ def _importance_colour(t: float) -> str:
   """Grey for a node whose ablation costs nothing, deep orange for the costliest; blue
   for one whose ablation helps."""
   if t < 0:
-    return "#8fb8de"
+    return "#b9d1e8"
   t = min(1.0, t) ** 0.5
   grey, hot = (200, 200, 200), (222, 84, 10)
   return "#" + "".join(f"{round(g + (h - g) * t):02x}" for g, h in zip(grey, hot))

@@ -249,7 +249,9 @@ def circuit_data(m: Model, c: circuit_lib.Circuit, task: resolve.TaskBatch,
   full_p = _probabilities(last(full_BxLxV[:n_examples]), examples)
   circuit_p = _probabilities(c.calibration.apply(last(circuit_BxLxV[:n_examples])), examples)
   for b, seq in enumerate(sequences):
-    seq["full"], seq["circuit"] = _round(full_p[b]), _round(circuit_p[b])
+    # Significant digits, not decimals: a circuit's vocabulary probabilities can be tiny.
+    seq["full"] = [float(f"{p:.4g}") for p in full_p[b]]
+    seq["circuit"] = [float(f"{p:.4g}") for p in circuit_p[b]]
 
   heads, probs = [], {}
   split = lambda t: t[:2].reshape(*t[:2].shape[:2], run.config.model.n_head, -1)

@@ -173,11 +173,18 @@ def _examples_table(data: dict) -> str:
     rows.append(f"<tr><td>{b // 2 + 1}</td><td class=\"prompt\"><code>{_esc(prompt)}</code>"
                 f"</td><td><code>{_esc(s['correct'])}</code></td><td><code>"
                 f"{_esc(s['incorrect'])}</code></td>" +
-                "".join(f"<td>{p:.3f}</td>" for p in (*s["full"], *s["circuit"])) + "</tr>")
-  return ('<table class="grid examples"><tr><th>pair</th><th>prompt (its end)</th>'
-          '<th>correct</th><th>incorrect</th><th>full p(correct)</th>'
-          '<th>full p(incorrect)</th><th>circuit p(correct)</th>'
-          f'<th>circuit p(incorrect)</th></tr>{"".join(rows)}</table>')
+                "".join(f"<td>{_number(p)}</td><td>{_number(q)}</td><td><b>{_two_way(p, q)}"
+                        "</b></td>" for p, q in (s["full"], s["circuit"])) + "</tr>")
+  return ('<table class="grid examples"><tr><th rowspan="2">pair</th><th rowspan="2">'
+          'prompt (its end)</th><th rowspan="2">correct</th><th rowspan="2">incorrect</th>'
+          '<th colspan="3">full model</th><th colspan="3">circuit</th></tr><tr>' +
+          '<th>p(correct)</th><th>p(incorrect)</th><th>of the two</th>' * 2 +
+          f'</tr>{"".join(rows)}</table>')
+
+
+def _two_way(p: float, q: float) -> str:
+  """p(correct) between the two candidates alone: what the task loss scores."""
+  return f"{p / (p + q):.3f}" if p + q > 0 else "&mdash;"
 
 
 def loss_size_plot(metrics: dict) -> str:
@@ -255,8 +262,9 @@ def circuit_page(c, data: dict, n_layer: int, index_href: str = "index.html") ->
  without it.</p></aside>
 </section>
 <section><h2>The task, through the circuit</h2>
-<p>Example held-out pairs: probabilities of both candidates under the full model and the
-circuit (calibrated). Circuit task loss {data['circuit_loss']:.4f} on {_esc(data['scored_on'])}.
+<p>Example held-out pairs: the probabilities of both candidates (over the vocabulary)
+under the full model and the circuit (calibrated), and the correct one's share of the two,
+which is what the task loss scores. Circuit task loss {data['circuit_loss']:.4f} on {_esc(data['scored_on'])}.
 </p>{_examples_table(data)}
 <h3>Attention patterns of the kept heads</h3>
 <p class="note">In the circuit, on both prompts of pair 1 (rows: query token, columns: key

@@ -1,6 +1,7 @@
 """The `make demo` job: python -m launch.demo --workdir=runs/demo
 
-Trains experiments/tiny.py (resuming if interrupted), then reports what it learned.
+Trains experiments/tiny.py (resuming if interrupted), then reports what it learned, and
+ends by writing the circuit pages (launch.view) and printing the index's path.
 """
 
 from absl import app
@@ -19,6 +20,7 @@ def run_demo(workdir: str) -> None:
   from sparse_gpt import report  # pylint: disable=g-import-not-at-top
   from sparse_gpt import run_io  # pylint: disable=g-import-not-at-top
   from sparse_gpt import train  # pylint: disable=g-import-not-at-top
+  from sparse_gpt.view import site  # pylint: disable=g-import-not-at-top
 
   print(f"== Training experiments/tiny.py into {workdir} (rerun to resume)", flush=True)
   summary = train.train(tiny.get_config(), workdir)
@@ -35,6 +37,9 @@ def run_demo(workdir: str) -> None:
         f"(python -m launch.prune --workdir={workdir} --task=all)", flush=True)
   for line in prune_cli.prune_solved(run, cfg):
     print(line, flush=True)
+  print(f"\n== The circuit pages (python -m launch.view --workdir={workdir})", flush=True)
+  written = site.write(workdir, run=run)
+  print(f"open {written['index']}", flush=True)
 
 
 def main(argv):

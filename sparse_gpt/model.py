@@ -77,6 +77,27 @@ def _linear(d_in, d_out, std, cfg, rngs, bias=None):
                     dtype=jnp.dtype(cfg.compute_dtype), param_dtype=jnp.float32, rngs=rngs)
 
 
+def attention_probs(q_BxLxHxK: jax.Array, k_BxLxHxK: jax.Array,
+                    sink_H: jax.Array | None = None) -> jax.Array:
+  """Causal attention weights [B, H, L, L] (query by key), in float32.
+
+  The sink, where the model has one, is one more key per head, always visible, whose
+  value is zero: it takes weight but its column is dropped. The circuit viewer calls this
+  with recorded queries and keys, so the pattern it draws is the one the model uses.
+  """
+  b, l, n_head, d_head = q_BxLxHxK.shape
+  scores_BxHxLxL = jnp.einsum("bqhk,bshk->bhqs", q_BxLxHxK, k_BxLxHxK,
+                              preferred_element_type=jnp.float32)
+  scores_BxHxLxL /= math.sqrt(d_head)
+  causal_LxL = jnp.tril(jnp.ones((l, l), bool))
+  scores_BxHxLxL = jnp.where(causal_LxL, scores_BxHxLxL, -jnp.inf)
+  if sink_H is None:
+    return jax.nn.softmax(scores_BxHxLxL, -1)
+  sink_BxHxLx1 = jnp.broadcast_to(sink_H[None, :, None, None], (b, n_head, l, 1))
+  probs = jax.nn.softmax(jnp.concatenate([scores_BxHxLxL, sink_BxHxLx1], -1), -1)
+  return probs[..., :-1]
+
+
 class Attention(nnx.Module):
 
   def __init__(self, cfg, layer: int, rngs: nnx.Rngs):
@@ -96,18 +117,8 @@ class Attention(nnx.Module):
     q_BxLxHxK = split(hooks(f"{name}.q", self.q(x_BxLxD)))
     k_BxLxHxK = split(hooks(f"{name}.k", self.k(x_BxLxD)))
     v_BxLxHxK = split(hooks(f"{name}.v", self.v(x_BxLxD)))
-    scores_BxHxLxL = jnp.einsum("bqhk,bshk->bhqs", q_BxLxHxK, k_BxLxHxK,
-                                preferred_element_type=jnp.float32)
-    scores_BxHxLxL /= math.sqrt(self.d_head)
-    causal_LxL = jnp.tril(jnp.ones((l, l), bool))
-    scores_BxHxLxL = jnp.where(causal_LxL, scores_BxHxLxL, -jnp.inf)
-    if self.sink is not None:
-      # The sink is one more key, always visible, whose value is zero.
-      sink_BxHxLx1 = jnp.broadcast_to(self.sink[...][None, :, None, None], (b, self.n_head, l, 1))
-      probs = jax.nn.softmax(jnp.concatenate([scores_BxHxLxL, sink_BxHxLx1], -1), -1)
-      probs_BxHxLxL = probs[..., :-1]
-    else:
-      probs_BxHxLxL = jax.nn.softmax(scores_BxHxLxL, -1)
+    sink_H = None if self.sink is None else self.sink[...]
+    probs_BxHxLxL = attention_probs(q_BxLxHxK, k_BxLxHxK, sink_H)
     mix_BxLxHxK = jnp.einsum("bhqs,bshk->bqhk", probs_BxHxLxL.astype(v_BxLxHxK.dtype),
                              v_BxLxHxK)
     return hooks(f"{name}.out", self.o(mix_BxLxHxK.reshape(b, l, -1)))

@@ -230,10 +230,10 @@ def test_a_pair_with_a_too_long_record_is_left_out_whole(planted, tmp_path):
   cfg = _prune_config(steps=10, faithfulness=False)
   data = pipeline.file_task(run, str(path), "long", cfg)
   a, b = (run.tokenizer.token_to_id(ch) for ch in "ab")
-  for split in (data.train, data.heldout):  # a pair is an `a` prompt, then its `b` prompt
+  for split in (data.train, data.validation, data.heldout):  # a pair is an `a` prompt, then its `b` prompt
     assert split.tokens_BxL[0::2, 0].tolist() == [a] * (len(split) // 2)
     assert split.tokens_BxL[1::2, 0].tolist() == [b] * (len(split) // 2)
-  assert data.meta["train_pairs"] + data.meta["heldout_pairs"] == 10
+  assert sum(data.meta[f"{s}_pairs"] for s in ("train", "validation", "heldout")) == 10
   said = []
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(node_means, "validation_windows", _windows)

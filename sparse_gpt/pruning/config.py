@@ -1,14 +1,15 @@
 """Pruning hyperparameters: docs/method.md section 7's values, with a CPU-sized budget.
 
 By default (`budget_s` > 0) the recipe is searched (search.py): candidates spread
-log-uniformly around the values below (the centres), trained under successive halving
-for about `budget_s` seconds, and the smallest circuit that reaches the target on the
-validation split wins. `batch_pairs` differs from the paper's 64 to buy 4x the steps.
+log-uniformly around the values below (the centres) train under successive halving for
+about `budget_s` seconds of mask steps (compilation and sizing come on top), and the
+smallest circuit that reaches the target on the validation split wins. `batch_pairs`
+differs from the paper's 64 to buy 4x the steps.
 
 `--prune.budget_s=0` reproduces a fixed recipe exactly: every (k_coef, seed) of
 `k_coefs` x `seeds` trains `steps` steps at once under `vmap` with the values below, and
 the smallest circuit wins, e.g.
-`python -m launch.prune --prune.budget_s=0 --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)"`.
+`--prune.budget_s=0 --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)"`.
 """
 
 import ml_collections
@@ -20,7 +21,7 @@ ABLATIONS = ("mean", "zero", "resample")
 
 def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.budget_s = 30.0  # seconds of recipe search per task; 0: train k_coefs x seeds for steps
+  c.budget_s = 30.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
   c.k_coefs = (1e-4,)  # loss per kept node (the first is the search's centre)
   c.seeds = (0,)  # seeds of the mask initialisation noise (the first seeds the search)
   c.steps = 100  # with budget_s=0

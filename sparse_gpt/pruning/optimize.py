@@ -150,8 +150,8 @@ def _step_fn(graphdef, layout, cfg, problem: Problem, spec: RunSpec, horizon):
       keep_N = layout.nodes_of(heaviside(tau_P, temperature))
       kept = jnp.sum(keep_N)
       if cfg.partial_ablation:
-        # Its own stream: the pattern of step t does not depend on the batch drawn.
-        ablate_key = jax.random.fold_in(jax.random.fold_in(data_key, -1), t)
+        # A key of its own, derived from step t's: the pattern is not the batch's draw.
+        ablate_key = jax.random.fold_in(jax.random.fold_in(data_key, t), 1)
         keep_N = partially_ablated(keep_N, cfg.partial_ablation, ablate_key)
       last_BxV = objective.last_logits(graphdef, problem.params, layout, keep_N, batch_fill,
                                        batch)

@@ -11,11 +11,11 @@ from sparse_gpt.pruning import search
 
 
 @pytest.mark.parametrize("seconds,step_s,want", [
-    (60, 0.1, search.Plan(16, 40, 4)),  # 600 chunk steps: 15 calls per step of 4 rungs
-    (30, 0.1, search.Plan(8, 42, 3)),  # 300 // 7 = 42; 4 rungs would get 20 < 40
-    (10, 0.1, search.Plan(2, 100, 1)),  # 100 // 3 = 33 < 40: no halving
-    (0, 0.1, search.Plan(2, 1, 1)),  # no time left: one step, so a circuit still comes
-    (1000, 0.1, search.Plan(16, 666, 4)),  # at most MAX_RUNGS rungs
+    (60, 0.1, search.Plan(4, 200, 2)),  # 600 chunk steps over 3 calls a step; 7: 85 < 100
+    (30, 0.1, search.Plan(4, 100, 2)),  # 300 // 3 = 100
+    (29, 0.1, search.Plan(2, 290, 1)),  # 290 // 3 = 96 < 100: no halving
+    (0, 0.1, search.Plan(2, 1, 1)),  # no time: one step, so a circuit still comes
+    (1000, 0.1, search.Plan(8, 1428, 3)),  # at most MAX_RUNGS rungs
 ])
 def test_budget_to_steps_rule(seconds, step_s, want):
   got = search.plan(seconds, step_s)

@@ -38,8 +38,10 @@ from sparse_gpt.pruning.subject import Subject, scored
 SPREAD = {"k_coef": (0.5, 2.0), "learning_rate": (0.0, 1.0), "init_bias": (-0.5, 0.3),
           "temperature": (-0.3, 0.3)}
 CHUNK = 2  # runs per vmapped call
-MIN_RUNG_STEPS = 40  # fewer and the halving judges settings before they have acted
-MAX_RUNGS = 4  # so at most 2 * 2**3 = 16 candidates
+# Fewer and the halving judges settings before they have acted: on the demo model a
+# node's tau needs tens of steps to cross 0, and circuits kept shrinking to 600 steps.
+MIN_RUNG_STEPS = 100
+MAX_RUNGS = 3  # so at most 2 * 2**2 = 8 candidates
 PROBE_STEPS = 3  # steps timed, after a compiling call, to measure the step time
 
 

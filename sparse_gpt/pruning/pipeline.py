@@ -147,9 +147,11 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
         f"pairs); mask training over {layout.n_nodes} nodes")
   problem = optimize.bucketed(optimize.Problem(subject.params, fill, train), cfg.batch_pairs,
                               n_ctx)
-  found = search.run(subject, problem, validation, validation_fill, cfg, clock)
+  found = search.run(subject, problem, ((train, fill), (validation, validation_fill)), cfg,
+                     clock)
   keep_N = found.sized.keep_N
-  clock(f"smallest circuit: {_count(keep_N)} nodes, validation loss {found.sized.loss:.4f}")
+  clock(f"smallest circuit: {_count(keep_N)} nodes, validation loss {found.sized.loss:.4f}"
+        f"{' (calibrated)' if cfg.calibrate else ''}")
 
   logits = subject.candidates(keep_N, train, fill)
   calibration = calibrate.IDENTITY
@@ -157,14 +159,14 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
     calibration = calibrate.fit(*logits, train.correct_B, train.incorrect_B,
                                 cfg.calibration_steps)
   raw, _ = scored(logits, train)
+  at_k = found.sized.points[_count(keep_N)]
   calibrated, accuracy = scored(logits, train, calibration)
   metrics = {"target_loss": cfg.target_loss,
              "train": {"full_model_loss": full_loss, "circuit_loss": calibrated,
                        "circuit_loss_raw": raw, "circuit_accuracy": accuracy},
              "validation": {"full_model_loss": full_validation,
-                            "circuit_loss": scored(found.sized.points[_count(keep_N)],
-                                                   validation, calibration)[0],
-                            "circuit_loss_raw": found.sized.loss},
+                            "circuit_loss": scored(at_k, validation, calibration)[0],
+                            "circuit_loss_raw": scored(at_k, validation)[0]},
              "runs": [_run_entry(r) for r in found.records if "circuit_nodes" in r],
              "search": found.records,
              "curve": curve(found.sized.points, validation, calibration)}

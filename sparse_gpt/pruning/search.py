@@ -10,7 +10,7 @@ half goes on, its optimiser state carried over. The learning rate decays linearl
 at the last rung's end (the horizon), for every candidate: a continued run equals an
 uninterrupted one, and a candidate dropped early was scored before its rate had decayed.
 After the last rung each survivor's circuit is sized exactly by bisection on the
-validation split, and the smallest wins.
+validation split (`bisect`: on the calibrated loss), and the smallest wins.
 
 prune.budget_s is the seconds of mask training, planned from a timed step after the
 program is compiled: compilation and the sizing and scoring forwards come on top (on
@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparse_gpt.pruning import calibrate
 from sparse_gpt.pruning import exact_size
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning.subject import Subject, scored
@@ -97,21 +98,32 @@ def _specs(settings: list[dict]) -> optimize.RunSpec:
 class Sized:
   """A candidate's exact circuit on the validation split, and the bisection's points."""
   keep_N: jax.Array
-  loss: float
+  loss: float  # the criterion's at the circuit: calibrated if prune.calibrate
   points: dict  # kept nodes -> candidate logits on the validation split
 
 
-def bisect(subject: Subject, tau_P, batch, fill, target: float) -> Sized | None:
-  """exact_size.smallest_circuit on `batch`, keeping every point it evaluates."""
+def bisect(subject: Subject, tau_P, sets, cfg) -> Sized | None:
+  """exact_size.smallest_circuit on the validation split, keeping every point evaluated.
+
+  `sets` is ((train, train_fill), (validation, validation_fill)). A size passes when its
+  loss on the validation split reaches cfg.target_loss, calibrated (with prune.calibrate)
+  by a fit on the training pairs as the final circuit's is: the criterion is the loss the
+  circuit file reports, and the validation pairs play no part in the fit.
+  """
   layout, points = subject.layout, {}
+  (train, train_fill), (validation, validation_fill) = sets
 
   def loss_of(mask_P):
     keep_N = layout.nodes_of(mask_P)
-    logits = subject.candidates(keep_N, batch, fill)
+    logits = subject.candidates(keep_N, validation, validation_fill)
     points[int(jnp.sum(keep_N))] = logits
-    return scored(logits, batch)[0]
+    calibration = calibrate.IDENTITY
+    if cfg.calibrate:
+      calibration = calibrate.fit(*subject.candidates(keep_N, train, train_fill),
+                                  train.correct_B, train.incorrect_B, cfg.calibration_steps)
+    return scored(logits, validation, calibration)[0]
 
-  k, loss = exact_size.smallest_circuit(tau_P, loss_of, target)
+  k, loss = exact_size.smallest_circuit(tau_P, loss_of, cfg.target_loss)
   if k is None:
     return None
   return Sized(layout.nodes_of(exact_size.top(exact_size.rank(tau_P), k)), loss, points)
@@ -136,9 +148,10 @@ class Result:
   budget: dict  # metrics.budget
 
 
-def run(subject: Subject, problem: optimize.Problem, validation, validation_fill, cfg,
-        clock) -> Result:
-  """Searches (or, with cfg.budget_s = 0, trains the fixed sweep) and sizes the winner."""
+def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result:
+  """Searches (or, with cfg.budget_s = 0, trains the fixed sweep) and sizes the winner;
+  `sets` as for `bisect`."""
+  validation, validation_fill = sets[1]
   start, cpu_start = time.time(), time.process_time()
   graphdef, layout = subject.graphdef, subject.layout
   if cfg.budget_s:
@@ -193,8 +206,7 @@ def run(subject: Subject, problem: optimize.Problem, validation, validation_fill
   sized = {}
   for i in alive:
     # The full model reaches the target, so some circuit of every ordering does.
-    sized[i] = bisect(subject, states.tau_P[i], validation, validation_fill,
-                      cfg.target_loss)
+    sized[i] = bisect(subject, states.tau_P[i], sets, cfg)
     records[i].update(circuit_nodes=None if sized[i] is None else
                       int(jnp.sum(sized[i].keep_N)),
                       circuit_validation_loss=None if sized[i] is None else sized[i].loss)

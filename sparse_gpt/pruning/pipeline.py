@@ -34,10 +34,10 @@ from sparse_gpt.tasks import resolve
 class NotSolved(UserError):
   """The full model does not reach the target loss on the task: nothing to prune."""
 
-  def __init__(self, task: str, loss: float, target: float):
-    super().__init__(f"the model does not solve {task}: its task loss on the training "
+  def __init__(self, task: str, loss: float, target: float, split: str = "training"):
+    super().__init__(f"the model does not solve {task}: its task loss on the {split} "
                      f"pairs is {loss:.4f}, above the target {target}.")
-    self.loss, self.target = loss, target
+    self.loss, self.target, self.split = loss, target, split
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +142,8 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   fill = subject.fill(train)
   validation_fill = subject.fill(validation)
   full_validation, _ = subject.loss(subject.everything(), validation, validation_fill)
+  if not full_validation <= cfg.target_loss:  # no circuit could be sized
+    raise NotSolved(data.name, full_validation, cfg.target_loss, "validation")
   clock(f"{data.name}: {len(train.last_B) // 2} training pairs, full-model loss "
         f"{full_loss:.4f} ({full_validation:.4f} on {len(validation) // 2} validation "
         f"pairs); mask training over {layout.n_nodes} nodes")

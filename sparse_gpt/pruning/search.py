@@ -142,9 +142,7 @@ def halve(alive: list[int], records: list[dict], target: float) -> list[int]:
 @dataclasses.dataclass
 class Result:
   sized: Sized  # the winner's
-  tau_P: jax.Array
   records: list[dict]  # metrics.search
-  winner: dict  # its record
   budget: dict  # metrics.budget
 
 
@@ -205,7 +203,8 @@ def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result
     clock(f"rung {rung + 1}/{the_plan.rungs}: {len(alive)} candidate(s) go on")
   sized = {}
   for i in alive:
-    # The full model reaches the target, so some circuit of every ordering does.
+    # The full model reaches the target on validation (pipeline checks), so some circuit
+    # of every ordering does.
     sized[i] = bisect(subject, states.tau_P[i], sets, cfg)
     records[i].update(circuit_nodes=None if sized[i] is None else
                       int(jnp.sum(sized[i].keep_N)),
@@ -220,5 +219,5 @@ def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result
             "chunk_step_ms": None if chunk_step_s is None else round(chunk_step_s * 1e3, 1),
             "seconds": round(spent, 1),
             "cpu_seconds": round(time.process_time() - cpu_start, 1)}
-  return Result(sized[best], states.tau_P[best], records, records[best], budget)
+  return Result(sized[best], records, budget)
 

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import calibrate
 from sparse_gpt.pruning import exact_size
 from sparse_gpt.pruning import optimize
@@ -203,13 +204,15 @@ def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result
     clock(f"rung {rung + 1}/{the_plan.rungs}: {len(alive)} candidate(s) go on")
   sized = {}
   for i in alive:
-    # The full model reaches the target on validation (pipeline checks), so some circuit
-    # of every ordering does.
     sized[i] = bisect(subject, states.tau_P[i], sets, cfg)
     records[i].update(circuit_nodes=None if sized[i] is None else
                       int(jnp.sum(sized[i].keep_N)),
                       circuit_validation_loss=None if sized[i] is None else sized[i].loss)
   finished = [i for i in alive if sized[i] is not None]
+  if not finished:  # even the full model, calibrated on the training pairs, misses it
+    raise UserError(f"no circuit reaches prune.target_loss={cfg.target_loss} on the "
+                    "validation split, not even the whole model with its logit "
+                    "calibration; raise the target or try prune.calibrate=False.")
   best = min(finished, key=lambda i: (records[i]["circuit_nodes"],
                                       records[i]["circuit_validation_loss"]))
   spent = time.time() - start

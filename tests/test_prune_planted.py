@@ -227,10 +227,11 @@ def test_a_pair_with_a_too_long_record_is_left_out_whole(planted, tmp_path):
   path.write_text("\n".join(lines) + "\n")
   tokens = [len(run.tokenizer.encode(json.loads(lines[i])["prompt"]).ids) for i in (2, 3)]
   assert tokens[1] > run.config.model.n_ctx >= tokens[0]
-  cfg = _prune_config(steps=10, faithfulness=False)
+  cfg = _prune_config(budget_s=0, steps=10, faithfulness=False)
   data = pipeline.file_task(run, str(path), "long", cfg)
   a, b = (run.tokenizer.token_to_id(ch) for ch in "ab")
-  for split in (data.train, data.validation, data.heldout):  # a pair is an `a` prompt, then its `b` prompt
+  # A pair is an `a` prompt, then its `b` prompt.
+  for split in (data.train, data.validation, data.heldout):
     assert split.tokens_BxL[0::2, 0].tolist() == [a] * (len(split) // 2)
     assert split.tokens_BxL[1::2, 0].tolist() == [b] * (len(split) // 2)
   splits = ("train", "validation", "heldout")

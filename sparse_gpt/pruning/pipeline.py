@@ -16,7 +16,6 @@ import numpy as np
 from sparse_gpt import progress
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
-from sparse_gpt.pruning import calibrate
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning import edges as edges_lib
 from sparse_gpt.pruning import faithfulness
@@ -149,19 +148,16 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
         f"pairs); mask training over {layout.n_nodes} nodes")
   problem = optimize.bucketed(optimize.Problem(subject.params, fill, train), cfg.batch_pairs,
                               n_ctx)
-  found = search.run(subject, problem, ((train, fill), (validation, validation_fill)), cfg,
-                     clock)
+  sets = ((train, fill), (validation, validation_fill))
+  found = search.run(subject, problem, sets, cfg, clock)
   keep_N = found.sized.keep_N
   clock(f"smallest circuit: {_count(keep_N)} nodes, validation loss {found.sized.loss:.4f}"
         f"{' (calibrated)' if cfg.calibrate else ''}")
 
   logits = subject.candidates(keep_N, train, fill)
-  calibration = calibrate.IDENTITY
-  if cfg.calibrate:
-    calibration = calibrate.fit(*logits, train.correct_B, train.incorrect_B,
-                                cfg.calibration_steps)
-  raw, _ = scored(logits, train)
   at_k = found.sized.points[_count(keep_N)]
+  calibration = search.calibration_for(subject, keep_N, sets, at_k, cfg)
+  raw, _ = scored(logits, train)
   calibrated, accuracy = scored(logits, train, calibration)
   metrics = {"target_loss": cfg.target_loss,
              "train": {"full_model_loss": full_loss, "circuit_loss": calibrated,

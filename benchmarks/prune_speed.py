@@ -1,12 +1,16 @@
 """Pruning speed on the demo model: one task end to end, and the cost of a vmapped sweep.
 
-prune_seconds     wall time of pipeline.prune with the default settings (mask training,
-                  exact-size bisection, calibration; compilation included), without the
-                  faithfulness battery
+prune_seconds     wall time of pipeline.prune with the default settings (the recipe
+                  search in its budget, exact-size bisection, calibration; compilation
+                  included), without the faithfulness battery
 prune_cpu_seconds   its CPU time, all threads: on a busy machine a steadier figure
 vmap8_cost_ratio  seconds of 8 mask runs trained at once under vmap over seconds of one
                   run, both compiled beforehand (the target is below 3); vmap8_cpu_ratio
                   the same in CPU time
+mask_steps_per_s  mask-training run-steps per second as the search trains them (runs of
+                  search.CHUNK under vmap, pairs in length buckets: optimize.bucketed);
+                  mask_steps_per_s_one_batch the same on one batch padded to the longest
+                  prompt, the path before buckets; `*_cpu` per CPU second
 
 The demo run in `workdir` is used when it solves `task`; otherwise a random-init model
 of the demo config (experiments/tiny.py) stands in, with random prompts of a typical
@@ -29,6 +33,7 @@ from sparse_gpt.pruning import config as prune_config
 from sparse_gpt.pruning import node_means
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning import pipeline
+from sparse_gpt.pruning import search
 from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.pruning.subject import Subject
 from sparse_gpt.tasks import resolve
@@ -57,7 +62,7 @@ def _random_subject(cfg, workdir: str):
     return resolve.TaskBatch(tokens_BxL=tokens, last_B=last, correct_B=first,
                              incorrect_B=23 - first, name="random")
 
-  data = pipeline.TaskData("random", batch(64), batch(64), {"name": "random"})
+  data = pipeline.TaskData("random", batch(64), batch(64), batch(64), {"name": "random"})
   return run, data
 
 
@@ -117,10 +122,22 @@ def _measure(workdir: str, task: str, scratch: str) -> dict:
     start = time.process_time()
     seconds[r] = min(_time(sweep(r)) for _ in range(2))
     cpu_seconds[r] = time.process_time() - start
+  rates = {}
+  for name, prob in (("", optimize.bucketed(problem, pcfg.batch_pairs, run.config.model.n_ctx)),
+                     ("_one_batch", problem)):
+    specs = optimize.runs(np.geomspace(1e-4, 1e-3, search.CHUNK), (0,))
+    train = lambda: optimize.train_masks(run.graphdef, layout, pcfg, prob, specs,
+                                         steps=_SWEEP_STEPS)
+    train()  # compile
+    start = time.process_time()
+    wall = min(_time(train) for _ in range(2))
+    cpu = (time.process_time() - start) / 2
+    rates[f"mask_steps_per_s{name}"] = round(search.CHUNK * _SWEEP_STEPS / wall, 2)
+    rates[f"mask_steps_per_s{name}_cpu"] = round(search.CHUNK * _SWEEP_STEPS / cpu, 2)
   return {"prune_seconds": round(prune_seconds, 1),
           "prune_cpu_seconds": round(prune_cpu_seconds, 1),
           "vmap8_cost_ratio": round(seconds[8] / seconds[1], 2),
           "vmap8_cpu_ratio": round(cpu_seconds[8] / cpu_seconds[1], 2),
           "prune_step_ms": round(1e3 * seconds[1] / _SWEEP_STEPS, 1),
-          "prune_model": what, "prune_steps": pcfg.steps,
-          "prune_batch_pairs": pcfg.batch_pairs}
+          "prune_model": what,
+          "prune_batch_pairs": pcfg.batch_pairs, **rates}

@@ -4,8 +4,9 @@
                                     loss at most --prune.target_loss)
   --pairs=my_task.jsonl --name=X    a task of your own ({"prompt", "correct", "incorrect"})
   --overwrite                       replace a circuit file that holds another task's circuit
-  --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)" --prune.ablation=zero   any setting of
-                                    sparse_gpt/pruning/config.py
+  --prune.budget_s=600              seconds of recipe search per task (more: smaller circuits)
+  --prune.budget_s=0 --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)"   a fixed recipe;
+                                    any setting of sparse_gpt/pruning/config.py
 Writes <workdir>/circuits/<task>.json (docs/circuit_schema.md) and prints a summary.
 """
 

@@ -110,8 +110,9 @@ def prune_solved(run, cfg, say=progress.say, overwrite: bool = False) -> list[st
       data = pipeline.registry_task(run, name, cfg)
       c = pipeline.prune(run, data, cfg, say)
     except pipeline.NotSolved as e:
-      lines.append(f"{name:<28} skipped: not solved (full-model task loss {e.loss:.4f} > "
-                   f"target {e.target})")
+      where = "" if e.split == "training" else f" on the {e.split} pairs"
+      lines.append(f"{name:<28} skipped: not solved (full-model task loss{where} "
+                   f"{e.loss:.4f} > target {e.target})")
       continue
     except (TaskNotPosable, CircuitExists) as e:
       lines.append(f"{name:<28} skipped: {e}")

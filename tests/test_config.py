@@ -80,7 +80,10 @@ PRUNE_BAD = {
     "k_coefs": ((), (-1e-4,), (_NAN,), (_INF,), ("1e-4",), (True,), 1e-4),
     "seeds": ((), (-1,), (2**32,), (1.5,), (True,), 0),
     **{k: _POSITIVE_INT
-       for k in ("steps", "batch_pairs", "train_pairs", "heldout_pairs", "mean_windows")},
+       for k in ("steps", "batch_pairs", "train_pairs", "validation_pairs", "heldout_pairs",
+                 "mean_windows")},
+    "budget_s": _NON_NEGATIVE,
+    "partial_ablation": _FRACTION,
     "null_steps": _NON_NEGATIVE_INT,
     "calibration_steps": _NON_NEGATIVE_INT,
     "pair_seed": _SEED,
@@ -91,7 +94,7 @@ PRUNE_BAD = {
     "init_noise": _NON_NEGATIVE,
     "init_bias": (-1.0, 1.5, _NAN, "0.1"),
     "ablation": ("median", 0),
-    **{k: _BOOL for k in ("tie_qk", "calibrate", "faithfulness")},
+    **{k: _BOOL for k in ("tie_qk", "freeze_norms", "calibrate", "faithfulness")},
 }
 
 SCHEMAS = {"config": (config, CONFIG_BAD, "config."),

@@ -51,8 +51,9 @@ _TRAIN = {
     "train.checkpoint_every": CHECKPOINT_EVERY, "train.learning_rate": 1e-2}
 # The model has seen 16 steps: it solves nothing, so the target is set above its loss
 # (about ln 2) to let the prune run its whole pipeline.
-_PRUNE = {"target_loss": 5.0, "steps": 10, "batch_pairs": 4, "train_pairs": 8,
-          "heldout_pairs": 4, "faithfulness": False, "mean_windows": 4,
+# budget_s=0: a fixed number of steps, so a rerun is the same circuit.
+_PRUNE = {"target_loss": 5.0, "budget_s": 0, "steps": 10, "batch_pairs": 4,
+          "train_pairs": 8, "heldout_pairs": 4, "faithfulness": False, "mean_windows": 4,
           "calibration_steps": 4}
 # Fields of a circuit file that name where or how long, not what was found.
 _CIRCUIT_CIRCUMSTANCES = (("model", "workdir"), ("metrics", "seconds"))

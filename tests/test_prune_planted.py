@@ -119,9 +119,9 @@ def planted(tmp_path_factory):
 
 
 def _prune_config(**overrides):
+  """The default recipe and budget, with the nulls' and node means' work cut."""
   c = prune_config.defaults()
-  c.update(steps=150, null_steps=40, learning_rate=1e-2, k_coefs=(1e-3,),
-           mean_windows=_MEAN_WINDOWS)
+  c.update(null_steps=40, mean_windows=_MEAN_WINDOWS)
   c.update(**overrides)
   return c
 
@@ -227,13 +227,15 @@ def test_a_pair_with_a_too_long_record_is_left_out_whole(planted, tmp_path):
   path.write_text("\n".join(lines) + "\n")
   tokens = [len(run.tokenizer.encode(json.loads(lines[i])["prompt"]).ids) for i in (2, 3)]
   assert tokens[1] > run.config.model.n_ctx >= tokens[0]
-  cfg = _prune_config(steps=10, faithfulness=False)
+  cfg = _prune_config(budget_s=0, steps=10, faithfulness=False)
   data = pipeline.file_task(run, str(path), "long", cfg)
   a, b = (run.tokenizer.token_to_id(ch) for ch in "ab")
-  for split in (data.train, data.heldout):  # a pair is an `a` prompt, then its `b` prompt
+  # A pair is an `a` prompt, then its `b` prompt.
+  for split in (data.train, data.validation, data.heldout):
     assert split.tokens_BxL[0::2, 0].tolist() == [a] * (len(split) // 2)
     assert split.tokens_BxL[1::2, 0].tolist() == [b] * (len(split) // 2)
-  assert data.meta["train_pairs"] + data.meta["heldout_pairs"] == 10
+  splits = ("train", "validation", "heldout")
+  assert sum(data.meta[f"{s}_pairs"] for s in splits) == 10
   said = []
   with pytest.MonkeyPatch.context() as mp:
     mp.setattr(node_means, "validation_windows", _windows)
@@ -242,3 +244,52 @@ def test_a_pair_with_a_too_long_record_is_left_out_whole(planted, tmp_path):
   assert c.task["dropped_pairs"] == [{"pair": 1, "lines": [3, 4], "tokens": tokens}]
   assert any(f"left out 1 pair(s) with a record longer than n_ctx=16 tokens: pair 1 "
              f"(lines 3 and 4: {tokens[0]} and {tokens[1]} tokens)" in line for line in said)
+
+
+def test_the_curve_is_the_bisections_points_on_the_validation_split(pruned):
+  _, c = pruned
+  curve, k = c.metrics["curve"], len(c.nodes)
+  assert [p["nodes"] for p in curve] == sorted({p["nodes"] for p in curve})
+  at_k = [p for p in curve if p["nodes"] == k]
+  assert at_k == [{"nodes": k, "loss_raw": c.metrics["validation"]["circuit_loss_raw"],
+                   "loss_calibrated": c.metrics["validation"]["circuit_loss"]}]
+  # The bisection returns the smallest size that passes: every smaller one it tried failed.
+  assert all(p["loss_raw"] > c.metrics["target_loss"] for p in curve if p["nodes"] < k)
+  assert c.metrics["runs"] and all(r["circuit_nodes"] >= k for r in c.metrics["runs"])
+  assert {"k_coef", "learning_rate", "init_bias", "temperature", "seed", "rung", "steps",
+          "learned_nodes", "learned_validation_loss"} <= set(c.metrics["search"][0])
+  b = c.metrics["budget"]
+  assert b["steps"] == b["rungs"] * b["rung_steps"] and b["candidates"] >= 2
+
+
+def test_training_in_pieces_equals_training_straight_through(pruned, planted):
+  """Successive halving's rungs: the tau and optimiser state carry over exactly, with
+  length buckets and partial ablation on."""
+  data, _ = pruned
+  run, _ = planted
+  cfg = _prune_config(batch_pairs=4, partial_ablation=0.5)
+  layout = Layout(run.config.model)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
+  problem = optimize.bucketed(optimize.Problem(run.params, jnp.zeros(layout.n_nodes), train),
+                              cfg.batch_pairs, run.config.model.n_ctx)
+  assert len(problem.pairs) == 4
+  specs = optimize.RunSpec(jnp.array([1e-3, 1e-2]), jnp.stack([jax.random.key(s)
+                                                               for s in (0, 1)]),
+                           jnp.array([1e-2, 3e-2]), jnp.array([0.1, 0.05]),
+                           jnp.array([1.0, 0.5]))
+  state = optimize.start(layout, cfg, specs)
+  whole, _ = optimize.advance(run.graphdef, layout, cfg, problem, specs, state, 0, 30, 30)
+  part, _ = optimize.advance(run.graphdef, layout, cfg, problem, specs, state, 0, 10, 30)
+  part, _ = optimize.advance(run.graphdef, layout, cfg, problem, specs, part, 10, 20, 30)
+  np.testing.assert_allclose(part.tau_P, whole.tau_P, atol=1e-6)
+  assert not np.allclose(whole.tau_P, state.tau_P)
+
+
+def test_the_planted_nodes_come_back_with_partial_ablation(planted, tmp_path):
+  run, pairs = planted
+  cfg = _prune_config(partial_ablation=0.5, faithfulness=False)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(node_means, "validation_windows", _windows)
+    cli.main(run.workdir, pairs=str(pairs), name="partial", cfg=cfg, say=lambda _: None)
+  c = circuit_lib.load(pipeline.circuit_path(run.workdir, "partial"))
+  assert set(c.nodes) == PLANTED

@@ -1,12 +1,15 @@
 """Pruning hyperparameters: docs/method.md section 7's values, with a CPU-sized budget.
 
-Two settings differ from the paper to keep one circuit near a minute on 2 CPU cores:
-`steps` (the paper trains far longer) and `batch_pairs` (the paper's 64 pairs per step
-cost 4x as much per step; 16 buys 4x the steps). With a larger budget, raise both.
+By default (`budget_s` > 0) the recipe is searched (search.py): candidates spread
+log-uniformly around the values below (the centres) train under successive halving for
+about `budget_s` seconds of mask steps (compilation and sizing come on top), and the
+smallest circuit that reaches the target on the validation split wins. `batch_pairs`
+differs from the paper's 64 to buy 4x the steps.
 
-`python -m launch.prune --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)"` overrides any
-key. Several `k_coefs` and `seeds` make a sweep: every (k_coef, seed) run trains at once
-under `vmap`, and the smallest circuit that reaches the target wins.
+`--prune.budget_s=0` reproduces a fixed recipe exactly: every (k_coef, seed) of
+`k_coefs` x `seeds` trains `steps` steps at once under `vmap` with the values below, and
+the smallest circuit wins, e.g.
+`--prune.budget_s=0 --prune.steps=400 --prune.k_coefs="(1e-4, 1e-3)"`.
 """
 
 import ml_collections
@@ -18,9 +21,10 @@ ABLATIONS = ("mean", "zero", "resample")
 
 def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.k_coefs = (1e-4,)  # loss per kept node
-  c.seeds = (0,)  # seeds of the mask initialisation noise
-  c.steps = 100
+  c.budget_s = 30.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
+  c.k_coefs = (1e-4,)  # loss per kept node (the first is the search's centre)
+  c.seeds = (0,)  # seeds of the mask initialisation noise (the first seeds the search)
+  c.steps = 100  # with budget_s=0
   c.learning_rate = 3e-3  # AdamW, linear decay to 0, no warmup
   c.beta1 = 0.9
   c.beta2 = 0.95
@@ -31,11 +35,14 @@ def defaults() -> ml_collections.ConfigDict:
   c.temperature = 1.0  # of the sigmoid whose derivative stands in for Heaviside's
   c.batch_pairs = 16  # pairs per step (two sequences each); the paper uses 64
   c.train_pairs = 64  # the training split: pruned on, bisected on, calibrated on
+  c.validation_pairs = 64  # the split the circuit is sized and the search decided on
   c.heldout_pairs = 64  # the held-out split of the faithfulness battery
   c.pair_seed = 0  # seed of the task's pair generator
   c.target_loss = 0.15  # per-sequence mean task loss the circuit must reach
   c.ablation = "mean"  # what a dropped node becomes: "mean", "zero" or "resample"
   c.tie_qk = False  # one mask parameter for query channel c of head h and its key
+  c.freeze_norms = False  # every RMSNorm divides by the unablated model's RMS (docs/method.md section 9)
+  c.partial_ablation = 0.0  # chance that a node outside the circuit is ablated during mask training
   c.calibrate = True  # fit a scale and shift of the circuit's logits afterwards
   c.calibration_steps = 16  # L-BFGS steps
   c.faithfulness = True  # run the held-out, necessity, zero-ablation and null checks
@@ -52,7 +59,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
              "finite numbers >= 0, e.g. (1e-4, 1e-3)")
   v.sequence("seeds", lambda s: config_checks.is_integer(s)
              and 0 <= s < config_checks.SEED_LIMIT, "integers in [0, 2**32), e.g. (0, 1)")
-  for key in ("steps", "batch_pairs", "train_pairs", "heldout_pairs", "mean_windows"):
+  v.number("budget_s", 0, hint=" (0: prune.steps, k_coefs and seeds exactly)")
+  for key in ("steps", "batch_pairs", "train_pairs", "validation_pairs", "heldout_pairs",
+              "mean_windows"):
     v.integer(key)
   # A step draws batch_pairs distinct training pairs; with more asked for than the split
   # holds, it would silently take them all.
@@ -70,5 +79,6 @@ def validate(c: ml_collections.ConfigDict) -> None:
     v.number(key, 0)
   v.number("init_bias", -1, 1, open_low=True, hint=" (tau is clamped to [-1, 1])")
   v.choice("ablation", ABLATIONS)
-  for key in ("tie_qk", "calibrate", "faithfulness"):
+  v.number("partial_ablation", 0, 1, open_high=True)
+  for key in ("tie_qk", "freeze_norms", "calibrate", "faithfulness"):
     v.boolean(key)

@@ -1,7 +1,8 @@
 """Pruning a task end to end: learned masks, exact size, calibration, battery, file.
 
-  data -> node means -> mask training (a vmapped sweep) -> exact size by bisection
-       -> logit calibration -> faithfulness battery -> <workdir>/circuits/<task>.json
+  data -> node means -> mask training (search.py: a vmapped recipe search)
+       -> exact size by bisection on the validation split -> logit calibration
+       -> faithfulness battery -> <workdir>/circuits/<task>.json
 """
 
 import collections
@@ -9,20 +10,19 @@ import dataclasses
 import json
 import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from sparse_gpt import progress
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
-from sparse_gpt.pruning import calibrate
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning import edges as edges_lib
 from sparse_gpt.pruning import faithfulness
 from sparse_gpt.pruning import node_means
 from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
+from sparse_gpt.pruning import search
 from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.pruning.subject import Subject, scored
 from sparse_gpt.tasks import pairs_file
@@ -33,50 +33,65 @@ from sparse_gpt.tasks import resolve
 class NotSolved(UserError):
   """The full model does not reach the target loss on the task: nothing to prune."""
 
-  def __init__(self, task: str, loss: float, target: float):
-    super().__init__(f"the model does not solve {task}: its task loss on the training "
+  def __init__(self, task: str, loss: float, target: float, split: str = "training"):
+    super().__init__(f"the model does not solve {task}: its task loss on the {split} "
                      f"pairs is {loss:.4f}, above the target {target}.")
-    self.loss, self.target = loss, target
+    self.loss, self.target, self.split = loss, target, split
 
 
 @dataclasses.dataclass(frozen=True)
+
+
 class TaskData:
   name: str
   train: resolve.TaskBatch
+  validation: resolve.TaskBatch
   heldout: resolve.TaskBatch
   meta: dict  # the circuit file's "task" entry
 
 
 def registry_task(run, name: str, cfg) -> TaskData:
-  """The task's train and held-out splits, encoded for the run's tokenizer."""
+  """The task's train, validation and held-out splits, encoded for the run's tokenizer
+  (resolve.resolve_validation: how validation pairs stay apart from the other two)."""
   registry.get(name)
   n_ctx = run.config.model.n_ctx
   splits = {split: resolve.resolve_task(name, run.tokenizer, n_ctx, split, n, cfg.pair_seed)
             for split, n in (("train", cfg.train_pairs), ("heldout", cfg.heldout_pairs))}
+  splits["validation"] = resolve.resolve_validation(name, run.tokenizer, n_ctx,
+                                                    cfg.validation_pairs, cfg.pair_seed,
+                                                    cfg.train_pairs)
   meta = {"name": name, "source": "registry", "pairs_file": None,
           "pair_seed": cfg.pair_seed,
           **{f"{s}_pairs": len(b) // 2 for s, b in splits.items()}, "dropped_pairs": []}
-  return TaskData(name, splits["train"], splits["heldout"], meta)
+  return TaskData(name, splits["train"], splits["validation"], splits["heldout"], meta)
 
 
 def file_task(run, path: str, name: str, cfg) -> TaskData:
-  """A pairs file's records as minimal pairs (records 2p, 2p + 1); every fourth pair
-  is held out. At most cfg.train_pairs and cfg.heldout_pairs are used. A pair with a
-  record longer than n_ctx is left out whole, and named in the meta's dropped_pairs."""
+  """A pairs file's records as minimal pairs (records 2p, 2p + 1); pairs 3, 7, 11, ...
+  are held out, pairs 2, 6, 10, ... validate, the rest train (with fewer than four
+  pairs: the last is held out, the one before validates). At most cfg.train_pairs,
+  cfg.validation_pairs and cfg.heldout_pairs are used. A pair with a record longer than
+  n_ctx is left out whole, and named in the meta's dropped_pairs."""
   batch, dropped = pairs_file.resolve_file_pairs(path, run.tokenizer, run.config.model.n_ctx)
   n_pairs = len(batch) // 2
-  if n_pairs < 2:
-    raise UserError(f"{path}: pruning needs at least two minimal pairs (records 2p and "
-                    f"2p + 1 are pair p) that fit in n_ctx={run.config.model.n_ctx} "
-                    f"tokens; it has {n_pairs}.")
-  heldout_ids = np.arange(3, n_pairs, 4) if n_pairs >= 4 else np.array([n_pairs - 1])
-  train_ids = np.setdiff1d(np.arange(n_pairs), heldout_ids)[:cfg.train_pairs]
-  heldout_ids = heldout_ids[:cfg.heldout_pairs]
+  if n_pairs < 3:
+    raise UserError(f"{path}: pruning needs at least three minimal pairs (records 2p and "
+                    f"2p + 1 are pair p; one trains, one validates, one is held out) that "
+                    f"fit in n_ctx={run.config.model.n_ctx} tokens; it has {n_pairs}.")
+  ids = np.arange(n_pairs)
+  if n_pairs >= 4:
+    heldout_ids, validation_ids = ids[ids % 4 == 3], ids[ids % 4 == 2]
+  else:
+    heldout_ids, validation_ids = ids[-1:], ids[-2:-1]
+  train_ids = np.setdiff1d(ids, np.concatenate([heldout_ids, validation_ids]))
+  chosen = {"train": train_ids[:cfg.train_pairs],
+            "validation": validation_ids[:cfg.validation_pairs],
+            "heldout": heldout_ids[:cfg.heldout_pairs]}
   take = lambda ids: batch.rows(resolve.pair_rows(ids))
   meta = {"name": name, "source": "pairs_file", "pairs_file": str(path), "pair_seed": None,
-          "train_pairs": len(train_ids), "heldout_pairs": len(heldout_ids),
+          **{f"{s}_pairs": len(i) for s, i in chosen.items()},
           "dropped_pairs": [dataclasses.asdict(d) for d in dropped]}
-  return TaskData(name, take(train_ids), take(heldout_ids), meta)
+  return TaskData(name, *(take(chosen[s]) for s in ("train", "validation", "heldout")), meta)
 
 
 def _dropped_text(data: TaskData, n_ctx: int) -> str | None:
@@ -105,11 +120,14 @@ def _count(keep_N) -> int:
 
 
 def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
-  """Prunes `run` to the smallest circuit that reaches cfg.target_loss on `data`."""
+  """Prunes `run` to the smallest circuit that reaches cfg.target_loss on the validation
+  split of `data` (search.py)."""
   clock = _Clock(say)
+  n_ctx = run.config.model.n_ctx
   layout = Layout(run.config.model, cfg.tie_qk)
-  train = resolve.padded(data.train, run.config.model.n_ctx)
-  if dropped := _dropped_text(data, run.config.model.n_ctx):
+  train = resolve.padded(data.train, n_ctx)
+  validation = resolve.padded(data.validation, n_ctx)
+  if dropped := _dropped_text(data, n_ctx):
     clock(dropped)
   zeros_N = jnp.zeros(layout.n_nodes, jnp.float32)
   # With every node kept the fill is unused: check the task before computing means.
@@ -121,27 +139,40 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
              if cfg.ablation == "mean" else zeros_N)
   subject = Subject(run.graphdef, run.params, layout, means_N, cfg.ablation)
   fill = subject.fill(train)
+  validation_fill = subject.fill(validation)
+  full_validation, _ = subject.loss(subject.everything(), validation, validation_fill)
+  if not full_validation <= cfg.target_loss:  # no circuit could be sized
+    raise NotSolved(data.name, full_validation, cfg.target_loss, "validation")
   clock(f"{data.name}: {len(train.last_B) // 2} training pairs, full-model loss "
-        f"{full_loss:.4f}; training {len(cfg.k_coefs) * len(cfg.seeds)} mask run(s) x "
-        f"{cfg.steps} steps over {layout.n_nodes} nodes")
-
-  keep_N, runs, best = _sweep(subject, train, fill, cfg, clock)
-  clock(f"smallest circuit: {best['circuit_nodes']} nodes, loss {best['circuit_loss']:.4f}")
+        f"{full_loss:.4f} ({full_validation:.4f} on {len(validation) // 2} validation "
+        f"pairs); mask training over {layout.n_nodes} nodes")
+  problem = optimize.bucketed(optimize.Problem(subject.params, fill, train), cfg.batch_pairs,
+                              n_ctx)
+  sets = ((train, fill), (validation, validation_fill))
+  found = search.run(subject, problem, sets, cfg, clock)
+  keep_N = found.sized.keep_N
+  clock(f"smallest circuit: {_count(keep_N)} nodes, validation loss {found.sized.loss:.4f}"
+        f"{' (calibrated)' if cfg.calibrate else ''}")
 
   logits = subject.candidates(keep_N, train, fill)
-  calibration = calibrate.IDENTITY
-  if cfg.calibrate:
-    calibration = calibrate.fit(*logits, train.correct_B, train.incorrect_B,
-                                cfg.calibration_steps)
+  at_k = found.sized.points[_count(keep_N)]
+  calibration = search.calibration_for(subject, keep_N, sets, at_k, cfg)
+  raw, _ = scored(logits, train)
   calibrated, accuracy = scored(logits, train, calibration)
   metrics = {"target_loss": cfg.target_loss,
              "train": {"full_model_loss": full_loss, "circuit_loss": calibrated,
-                       "circuit_loss_raw": best["circuit_loss"],
-                       "circuit_accuracy": accuracy},
-             "runs": runs}
+                       "circuit_loss_raw": raw, "circuit_accuracy": accuracy},
+             "validation": {"full_model_loss": full_validation,
+                            "circuit_loss": scored(at_k, validation, calibration)[0],
+                            "circuit_loss_raw": scored(at_k, validation)[0]},
+             "runs": [_run_entry(r) for r in found.records if "circuit_nodes" in r],
+             "search": found.records,
+             "curve": curve(found.sized.points, validation, calibration)}
+  if cfg.budget_s:
+    metrics["budget"] = found.budget
 
   if cfg.faithfulness:
-    heldout = resolve.padded(data.heldout, run.config.model.n_ctx)
+    heldout = resolve.padded(data.heldout, n_ctx)
     metrics["heldout"] = faithfulness.heldout_checks(subject, keep_N, calibration, heldout)
     clock(f"held-out loss {metrics['heldout']['circuit_loss']:.4f}, necessity loss "
           f"{metrics['heldout']['necessity_loss']:.4f}")
@@ -156,31 +187,21 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   return c
 
 
-def _sweep(subject: Subject, train: resolve.TaskBatch, fill, cfg,
-           clock) -> tuple[jax.Array, list[dict], dict]:
-  """Trains every (k_coef, seed) run at once and sizes each circuit exactly.
+def curve(points: dict, batch: resolve.TaskBatch, calibration) -> list[dict]:
+  """metrics.curve: the bisection's points (kept nodes -> candidate logits on `batch`),
+  raw and under the circuit's calibration, by nodes ascending."""
+  return [{"nodes": k, "loss_raw": scored(points[k], batch)[0],
+           "loss_calibrated": scored(points[k], batch, calibration)[0]}
+          for k in sorted(points)]
 
-  Returns the smallest circuit's keep_N, a summary of every run, and the smallest's.
-  """
-  layout = subject.layout
-  specs = optimize.runs(cfg.k_coefs, cfg.seeds)
-  trained = optimize.train_masks(subject.graphdef, layout, cfg,
-                                 optimize.Problem(subject.params, fill, train), specs)
-  jax.block_until_ready(trained)
-  clock("masks trained; bisecting for the exact size")
-  runs, circuits = [], []
-  for r in range(len(specs.k_coef_R)):
-    # The full model reaches the target, so some circuit of every ordering does.
-    keep_N, loss = subject.smallest_circuit(trained.tau_P[r], train, fill, cfg.target_loss)
-    circuits.append(keep_N)
-    runs.append({"k_coef": cfg.k_coefs[r % len(cfg.k_coefs)],
-                 "seed": cfg.seeds[r // len(cfg.k_coefs)],
-                 "learned_nodes": _count(layout.nodes_of(trained.tau_P[r] > 0)),
-                 "final_task_loss": float(trained.task_loss_T[r, -1]),
-                 "circuit_nodes": _count(keep_N), "circuit_loss": loss})
-  best = min(range(len(runs)), key=lambda r: (runs[r]["circuit_nodes"],
-                                              runs[r]["circuit_loss"]))
-  return circuits[best], runs, runs[best]
+
+def _run_entry(record: dict) -> dict:
+  """metrics.runs' entry of a sized candidate (docs/circuit_schema.md)."""
+  return {"k_coef": record["k_coef"], "seed": record["seed"],
+          "learned_nodes": record["learned_nodes"],
+          "final_task_loss": record["final_task_loss"],
+          "circuit_nodes": record["circuit_nodes"],
+          "circuit_loss": record["circuit_validation_loss"]}
 
 
 def _reinitialised(run, layout: Layout, cfg) -> Subject:

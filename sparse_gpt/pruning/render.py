@@ -29,6 +29,15 @@ def summary(c: Circuit) -> str:
       f"  edges: {by_loc(m['edges_by_location'])}",
       f"  train loss: full model {_fmt(m['train']['full_model_loss'])}, circuit "
       f"{_fmt(m['train']['circuit_loss'])} (uncalibrated {_fmt(m['train']['circuit_loss_raw'])})"]
+  if "validation" in m:  # files from before the split lack it
+    v = m["validation"]
+    lines.append(f"  validation loss (sized on): full model {_fmt(v['full_model_loss'])}, "
+                 f"circuit {_fmt(v['circuit_loss'])} (uncalibrated "
+                 f"{_fmt(v['circuit_loss_raw'])})")
+  if "budget" in m:
+    b = m["budget"]
+    lines.append(f"  search: {b['candidates']} settings, {b['rungs']} rung(s) of "
+                 f"{b['rung_steps']} steps, {b['seconds']} s")
   if "heldout" in m:
     h = m["heldout"]
     lines += [

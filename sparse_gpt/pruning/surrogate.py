@@ -7,25 +7,26 @@ The forward value is exactly 0 or 1, so a pruned model during training computes 
 the exported circuit computes.
 """
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def heaviside(tau: jax.Array, temperature: float) -> jax.Array:
+# The temperature is an ordinary (traced) argument, so runs of a vmapped search can each
+# have their own; it gets no gradient.
+@jax.custom_vjp
+def heaviside(tau: jax.Array, temperature: float | jax.Array) -> jax.Array:
   """(tau > 0) as float, with the sigmoid surrogate gradient at `temperature`."""
   return (tau > 0).astype(jnp.float32)
 
 
 def _forward(tau, temperature):
-  return heaviside(tau, temperature), tau
+  return heaviside(tau, temperature), (tau, temperature)
 
 
-def _backward(temperature, tau, g):
+def _backward(residuals, g):
+  tau, temperature = residuals
   s = jax.nn.sigmoid(tau / temperature)
-  return (g * s * (1 - s) / temperature,)
+  return g * s * (1 - s) / temperature, jnp.zeros_like(temperature)
 
 
 heaviside.defvjp(_forward, _backward)

@@ -200,3 +200,25 @@ def resolve_task(name: str, tok: tokenizers.Tokenizer, n_ctx: int,
   pairs = itertools.islice(pairs_lib.iter_pairs(name, split, seed),
                            _MOST_DRAWN_PER_PAIR * n_pairs)
   return resolve_pairs(pairs, tok, n_ctx, name, task.alternatives, n_pairs)
+
+
+# The validation stream's seed is pair_seed + this: outside the seeds a user can give
+# ([0, 2**32)), so it is never another run's training stream.
+_VALIDATION_SEED_OFFSET = 2**32
+
+
+def resolve_validation(name: str, tok: tokenizers.Tokenizer, n_ctx: int, n_pairs: int,
+                       seed: int, train_pairs: int) -> TaskBatch:
+  """Encodes `n_pairs` validation pairs: pairs of the train split (so no prompt text is
+  in the held-out split) from another stream (seed + 2**32), skipping any pair that
+  shares a prompt with the first `_MOST_DRAWN_PER_PAIR * train_pairs` pairs of the
+  training stream, which hold every pair resolve_task(..., "train", train_pairs, seed)
+  can return."""
+  task = registry.get(name)
+  training = {p for pair in itertools.islice(pairs_lib.iter_pairs(name, "train", seed),
+                                             _MOST_DRAWN_PER_PAIR * train_pairs)
+              for p in (pair.prompt_a, pair.prompt_b)}
+  fresh = (pair for pair in pairs_lib.iter_pairs(name, "train", seed + _VALIDATION_SEED_OFFSET)
+           if pair.prompt_a not in training and pair.prompt_b not in training)
+  return resolve_pairs(itertools.islice(fresh, _MOST_DRAWN_PER_PAIR * n_pairs), tok, n_ctx,
+                       name, task.alternatives, n_pairs)

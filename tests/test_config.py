@@ -90,6 +90,8 @@ PRUNE_BAD = {
     "init_bias": (-1.0, 1.5, _NAN, "0.1"),
     "ablation": ("median", 0),
     **{k: _BOOL for k in ("tie_qk", "calibrate", "faithfulness")},
+    "freeze_norms": ("yes",),
+    "partial_ablation": (1.0, -0.1),
 }
 
 SCHEMAS = {"config": (config, CONFIG_BAD, "config."),

@@ -32,6 +32,8 @@ class Problem(NamedTuple):
   params: nnx.State
   fill: jax.Array  # [n_nodes] or [B, L, n_nodes] (resample ablation, rows of `pairs`)
   pairs: resolve.TaskBatch
+  # Frozen norm scales (model.norm_scales, rows of `pairs`), or None: norms not frozen.
+  norms: dict[str, jax.Array] | None = None
 
 
 class RunSpec(NamedTuple):
@@ -48,7 +50,7 @@ class Trained(NamedTuple):
   kept_T: jax.Array  # nodes kept during the step
 
 
-SHARED = Problem(params=None, fill=None, pairs=None)
+SHARED = Problem(params=None, fill=None, pairs=None, norms=None)
 
 
 def runs(k_coefs, seeds) -> RunSpec:
@@ -78,12 +80,14 @@ def _train_one(graphdef, layout, cfg, steps, problem: Problem, k_coef, key) -> T
   init_key, data_key = jax.random.split(key)
 
   def loss_fn(tau_P, rows_B):
-    pairs, fill = problem.pairs, problem.fill
+    pairs, fill, norms = problem.pairs, problem.fill, problem.norms
     if batch_pairs < n_pairs:
       pairs = pairs.rows(rows_B)
       fill = fill[rows_B] if per_row_fill else fill
+      norms = jax.tree.map(lambda inv_rms_BxLx1: inv_rms_BxLx1[rows_B], norms)
     keep_N = layout.nodes_of(heaviside(tau_P, cfg.temperature))
-    last_BxV = objective.last_logits(graphdef, problem.params, layout, keep_N, fill, pairs)
+    last_BxV = objective.last_logits(graphdef, problem.params, layout, keep_N, fill, pairs,
+                                     norms)
     task, _ = loss_lib.task_loss_at_last(last_BxV, pairs.correct_B, pairs.incorrect_B)
     kept = jnp.sum(keep_N)
     return task + k_coef * kept, (task, kept)

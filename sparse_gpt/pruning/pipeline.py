@@ -119,7 +119,7 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
     raise NotSolved(data.name, full_loss, cfg.target_loss)
   means_N = (node_means.load_or_compute(run, layout, cfg.mean_windows)
              if cfg.ablation == "mean" else zeros_N)
-  subject = Subject(run.graphdef, run.params, layout, means_N, cfg.ablation)
+  subject = Subject(run.graphdef, run.params, layout, means_N, cfg.ablation, cfg.freeze_norms)
   fill = subject.fill(train)
   clock(f"{data.name}: {len(train.last_B) // 2} training pairs, full-model loss "
         f"{full_loss:.4f}; training {len(cfg.k_coefs) * len(cfg.seeds)} mask run(s) x "
@@ -142,7 +142,8 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
 
   if cfg.faithfulness:
     heldout = resolve.padded(data.heldout, run.config.model.n_ctx)
-    metrics["heldout"] = faithfulness.heldout_checks(subject, keep_N, calibration, heldout)
+    metrics["heldout"] = faithfulness.heldout_checks(subject, keep_N, calibration, heldout,
+                                                     cfg.partial_ablation)
     clock(f"held-out loss {metrics['heldout']['circuit_loss']:.4f}, necessity loss "
           f"{metrics['heldout']['necessity_loss']:.4f}")
   if cfg.faithfulness and cfg.null_steps:
@@ -165,7 +166,8 @@ def _sweep(subject: Subject, train: resolve.TaskBatch, fill, cfg,
   layout = subject.layout
   specs = optimize.runs(cfg.k_coefs, cfg.seeds)
   trained = optimize.train_masks(subject.graphdef, layout, cfg,
-                                 optimize.Problem(subject.params, fill, train), specs)
+                                 optimize.Problem(subject.params, fill, train,
+                                                  subject.norms(train)), specs)
   jax.block_until_ready(trained)
   clock("masks trained; bisecting for the exact size")
   runs, circuits = [], []
@@ -189,7 +191,7 @@ def _reinitialised(run, layout: Layout, cfg) -> Subject:
   if cfg.ablation == "mean":
     windows = node_means.validation_windows(run, cfg.mean_windows)
     means_N = node_means.compute(run.graphdef, params, layout, windows)
-  return Subject(run.graphdef, params, layout, means_N, cfg.ablation)
+  return Subject(run.graphdef, params, layout, means_N, cfg.ablation, cfg.freeze_norms)
 
 
 def _circuit(run, layout, data, cfg, keep_N, calibration, metrics) -> circuit_lib.Circuit:

@@ -14,7 +14,10 @@ import tiny_setup
 from sparse_gpt import model
 from sparse_gpt import param_kinds
 from sparse_gpt import tokenizer as tokenizer_lib
+from sparse_gpt.pruning import ablation
+from sparse_gpt.pruning import calibrate
 from sparse_gpt.pruning import config as prune_config
+from sparse_gpt.pruning import faithfulness
 from sparse_gpt.pruning import interchange
 from sparse_gpt.pruning import objective
 from sparse_gpt.pruning import optimize
@@ -141,7 +144,7 @@ def test_interchange_aligns_unequal_prompts_at_their_last_tokens(planted_model):
   batch = resolve.TaskBatch(tokens, np.array([len(long) - 1, len(short) - 1], np.int32),
                             np.array([x, y], np.int32), np.array([y, x], np.int32))
   d = len(long) - len(short)
-  acts = np.asarray(interchange.ablation.activations(graphdef, params, layout, tokens))
+  acts = np.asarray(ablation.activations(graphdef, params, layout, tokens))
   aligned = np.asarray(interchange.aligned_partner_activations(graphdef, params, layout,
                                                                batch))
   np.testing.assert_array_equal(aligned[0, d:len(long)], acts[1, :len(short)])
@@ -176,3 +179,17 @@ def test_partial_ablation_of_the_planted_rest_changes_nothing_with_frozen_norms(
   assert float(jnp.max(jnp.abs(free_J - full))) > 1e-4
   # Without the circuit the task falls apart under some pattern.
   assert float(jnp.max(partial.losses(frozen, 0 * circuit_N, batch, means_N, 0.5))) > 0.5
+
+
+def test_the_battery_records_interchange_and_partial_ablation(planted_model):
+  graphdef, params, layout, batch, _ = planted_model
+  zeros_N = jnp.zeros(layout.n_nodes)
+  subject = Subject(graphdef, params, layout, zeros_N, "zero")
+  h = faithfulness.heldout_checks(subject, _mask(layout, PLANTED), calibrate.IDENTITY, batch,
+                                  partial_ablation=0.25)
+  assert h["interchange_flip_rate"] == 1.0
+  p = h["partial_ablation"]
+  assert (p["q"], p["patterns"]) == (0.25, 32) and p["worst_loss"] >= p["mean_loss"]
+  none = faithfulness.heldout_checks(subject, zeros_N, calibrate.IDENTITY, batch)
+  assert none["interchange_flip_rate"] == 0.0
+  assert none["partial_ablation"]["q"] == faithfulness.PARTIAL_Q

@@ -12,6 +12,10 @@ Node locations of layer i, in forward order (each a vector of scalar nodes):
   "{i}.mlp.out"    [D]    the MLP block's write to the residual stream
 At each location AbsTopK activation sparsity runs first (if on there), then an edit,
 then recording: so an intervention sees what the model computes.
+
+Norms "{i}.attn_norm", "{i}.mlp_norm" and "final_norm" can be frozen per call: each then
+divides by a given RMS (inv_rms_BxLx1, e.g. the unablated model's on the same tokens,
+from `norm_scales`) instead of its input's, so an edit cannot rescale the residual.
 """
 
 import math
@@ -36,12 +40,16 @@ class Hooks:
   """Per-call node hooks: activation sparsity, edits and recording by node name."""
 
   def __init__(self, topk_at: frozenset[str], afrac: float,
-               edits: dict[str, NodeEdit] | None, record: tuple[str, ...] | str):
+               edits: dict[str, NodeEdit] | None, record: tuple[str, ...] | str,
+               norms: dict[str, jax.Array] | None = None, record_norms: bool = False):
     self.topk_at, self.afrac = topk_at, afrac
     self.edits = edits or {}
     self.record_all = record == "all"
     self.record = frozenset(() if self.record_all else record)
     self.recorded: dict[str, jax.Array] = {}
+    self.norms = norms or {}  # norm name -> frozen inv_rms_BxLx1
+    self.record_norms = record_norms
+    self.recorded_norms: dict[str, jax.Array] = {}
 
   def __call__(self, name: str, x_BxLxN: jax.Array) -> jax.Array:
     if name.split(".", 1)[1] in self.topk_at:
@@ -52,6 +60,12 @@ class Hooks:
     if self.record_all or name in self.record:
       self.recorded[name] = x_BxLxN
     return x_BxLxN
+
+  def norm_scale(self, name: str, norm: "RMSNorm", x_BxLxD: jax.Array) -> jax.Array | None:
+    """The frozen inv_rms_BxLx1 of norm `name` (None: its own); records its own if asked."""
+    if self.record_norms:
+      self.recorded_norms[name] = norm.inv_rms(x_BxLxD)
+    return self.norms.get(name)
 
 
 def _normal(std: float):
@@ -65,9 +79,15 @@ class RMSNorm(nnx.Module):
     self.eps = eps
     self.gain = nnx.Param(jnp.ones((d,), jnp.float32))
 
-  def __call__(self, x_BxLxD):
+  def inv_rms(self, x_BxLxD):
     x32 = x_BxLxD.astype(jnp.float32)
-    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+
+  def __call__(self, x_BxLxD, inv_rms_BxLx1=None):
+    """inv_rms_BxLx1, if given, replaces 1 / RMS(x): a frozen norm."""
+    if inv_rms_BxLx1 is None:
+      inv_rms_BxLx1 = self.inv_rms(x_BxLxD)
+    normed = x_BxLxD.astype(jnp.float32) * inv_rms_BxLx1
     return (normed * self.gain[...]).astype(x_BxLxD.dtype)
 
 
@@ -147,9 +167,14 @@ class Block(nnx.Module):
     self.attn_norm, self.attn = RMSNorm(cfg.d_model, cfg.norm_eps), Attention(cfg, layer, rngs)
     self.mlp_norm, self.mlp = RMSNorm(cfg.d_model, cfg.norm_eps), Mlp(cfg, layer, rngs)
 
+  def _normed(self, block: str, norm: RMSNorm, x_BxLxD, hooks: Hooks):
+    """The block's input node location: its norm of the residual stream."""
+    inv_rms_BxLx1 = hooks.norm_scale(f"{self.layer}.{block}_norm", norm, x_BxLxD)
+    return hooks(f"{self.layer}.{block}.in", norm(x_BxLxD, inv_rms_BxLx1))
+
   def __call__(self, x_BxLxD, hooks: Hooks):
-    x_BxLxD = x_BxLxD + self.attn(hooks(f"{self.layer}.attn.in", self.attn_norm(x_BxLxD)), hooks)
-    return x_BxLxD + self.mlp(hooks(f"{self.layer}.mlp.in", self.mlp_norm(x_BxLxD)), hooks)
+    x_BxLxD = x_BxLxD + self.attn(self._normed("attn", self.attn_norm, x_BxLxD, hooks), hooks)
+    return x_BxLxD + self.mlp(self._normed("mlp", self.mlp_norm, x_BxLxD, hooks), hooks)
 
 
 class Transformer(nnx.Module):
@@ -177,14 +202,22 @@ class Transformer(nnx.Module):
       x_BxLxD += self.pos_embed(jnp.arange(tokens_BxL.shape[1]))[None]
     x_BxLxD = x_BxLxD.astype(self.compute_dtype)
     for block in self.blocks:
-      if self.remat and not (hooks.record or hooks.record_all):
+      if self.remat and not (hooks.record or hooks.record_all or hooks.record_norms):
         x_BxLxD = nnx.remat(lambda blk, x: blk(x, hooks))(block, x_BxLxD)
       else:
         x_BxLxD = block(x_BxLxD, hooks)
+    inv_rms_BxLx1 = hooks.norm_scale("final_norm", self.final_norm, x_BxLxD)
     if positions_B is not None:  # unembed only where logits are needed
       rows_B = jnp.arange(tokens_BxL.shape[0])
       x_BxLxD, tokens_BxL = x_BxLxD[rows_B, positions_B][:, None], tokens_BxL[rows_B, positions_B][:, None]
-    normed_BxLxD = self.final_norm(x_BxLxD)
+      if inv_rms_BxLx1 is not None:
+        inv_rms_BxLx1 = inv_rms_BxLx1[rows_B, positions_B][:, None]
+    logits_BxLxV = self.logits(x_BxLxD, tokens_BxL, inv_rms_BxLx1)
+    return logits_BxLxV if positions_B is None else logits_BxLxV[:, 0]
+
+  def logits(self, x_BxLxD, tokens_BxL, inv_rms_BxLx1=None):
+    """The residual stream entering the final norm -> float32 logits_BxLxV."""
+    normed_BxLxD = self.final_norm(x_BxLxD, inv_rms_BxLx1)
     if self.unembed is None:
       logits_BxLxV = self.embed.attend(normed_BxLxD).astype(jnp.float32)
     else:
@@ -193,7 +226,7 @@ class Transformer(nnx.Module):
       logits_BxLxV += self.logits_bias[...]
     if self.bigram is not None:
       logits_BxLxV += self.bigram[...][tokens_BxL]
-    return logits_BxLxV if positions_B is None else logits_BxLxV[:, 0]
+    return logits_BxLxV
 
 
 def model_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -215,15 +248,17 @@ def abstract(cfg: ml_collections.ConfigDict) -> tuple[nnx.GraphDef, nnx.State]:
 
 def forward(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxL: jax.Array,
             edits: dict[str, NodeEdit] | None = None,
-            record: tuple[str, ...] | str = (), positions_B: jax.Array | None = None
+            record: tuple[str, ...] | str = (), positions_B: jax.Array | None = None,
+            norms: dict[str, jax.Array] | None = None
             ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Pure apply: (logits_BxLxV, {node name: activation_BxLxN for each recorded node}).
 
   `record="all"` records every node location. With `positions_B`, logits are computed
-  only at those positions and come back as logits_BxV.
+  only at those positions and come back as logits_BxV. `norms` freezes the norms it
+  names (norm_scales).
   """
   model = nnx.merge(graphdef, params)
-  hooks = Hooks(model.topk_at, model.afrac, edits, record)
+  hooks = Hooks(model.topk_at, model.afrac, edits, record, norms)
   return model(tokens_BxL, hooks, positions_B), hooks.recorded
 
 
@@ -275,8 +310,13 @@ def residual_forward(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxL: jax.
     x_BxLxD = at(f"{i}.mlp", x_BxLxD)
     if x_BxLxD is not None:
       x_BxLxD = x_BxLxD + block.mlp(hooks(f"{i}.mlp.in", block.mlp_norm(x_BxLxD)), hooks)
-  x_BxLxD = at("final", x_BxLxD)
-  logits_BxLxV = model.unembed(model.final_norm(x_BxLxD)).astype(jnp.float32)
-  if model.bigram is not None:
-    logits_BxLxV += model.bigram[...][tokens_BxL]
-  return logits_BxLxV, recorded
+  return model.logits(at("final", x_BxLxD), tokens_BxL), recorded
+
+
+def norm_scales(graphdef: nnx.GraphDef, params: nnx.State, tokens_BxL: jax.Array
+                ) -> dict[str, jax.Array]:
+  """{norm name: inv_rms_BxLx1} of every RMSNorm of the unedited model on `tokens_BxL`."""
+  model = nnx.merge(graphdef, params)
+  hooks = Hooks(model.topk_at, model.afrac, None, (), record_norms=True)
+  model(tokens_BxL, hooks, jnp.zeros(tokens_BxL.shape[0], jnp.int32))
+  return hooks.recorded_norms

@@ -15,12 +15,18 @@ from sparse_gpt import model
 from sparse_gpt.pruning.nodes import Layout
 
 
+def activations(graphdef: nnx.GraphDef, params: nnx.State, layout: Layout,
+                tokens_BxL: jax.Array) -> jax.Array:
+  """[B, L, n_nodes]: every node's activation in the full model."""
+  _, recorded = model.forward(graphdef, params, tokens_BxL, record="all",
+                              positions_B=jnp.zeros(tokens_BxL.shape[0], jnp.int32))
+  return layout.flatten(recorded)
+
+
 def partner_activations(graphdef: nnx.GraphDef, params: nnx.State, layout: Layout,
                         tokens_BxL: jax.Array) -> jax.Array:
   """[B, L, n_nodes]: every node's activation on the pair partner of each row."""
-  _, recorded = model.forward(graphdef, params, tokens_BxL, record="all",
-                              positions_B=jnp.zeros(tokens_BxL.shape[0], jnp.int32))
-  acts_BxLxN = layout.flatten(recorded)
+  acts_BxLxN = activations(graphdef, params, layout, tokens_BxL)
   return acts_BxLxN[jnp.arange(tokens_BxL.shape[0]) ^ 1]
 
 

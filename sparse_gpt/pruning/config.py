@@ -41,8 +41,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.target_loss = 0.15  # per-sequence mean task loss the circuit must reach
   c.ablation = "mean"  # what a dropped node becomes: "mean", "zero" or "resample"
   c.tie_qk = False  # one mask parameter for query channel c of head h and its key
-  c.freeze_norms = False  # every RMSNorm divides by the unablated model's RMS (docs/method.md section 9)
-  c.partial_ablation = 0.0  # chance that a node outside the circuit is ablated during mask training
+  # Every RMSNorm divides by the unablated model's RMS (docs/method.md section 9).
+  c.freeze_norms = False
+  c.partial_ablation = 0.0  # chance a node outside the circuit is ablated in mask training
   c.calibrate = True  # fit a scale and shift of the circuit's logits afterwards
   c.calibration_steps = 16  # L-BFGS steps
   c.faithfulness = True  # run the held-out, necessity, zero-ablation and null checks
@@ -79,6 +80,6 @@ def validate(c: ml_collections.ConfigDict) -> None:
     v.number(key, 0)
   v.number("init_bias", -1, 1, open_low=True, hint=" (tau is clamped to [-1, 1])")
   v.choice("ablation", ABLATIONS)
-  v.number("partial_ablation", 0, 1, open_high=True)
   for key in ("tie_qk", "freeze_norms", "calibrate", "faithfulness"):
     v.boolean(key)
+  v.number("partial_ablation", 0, 1, open_high=True)

@@ -1,8 +1,11 @@
 """The faithfulness battery: is a circuit the model's mechanism, or just a fit?
 
-held-out   the circuit alone (everything else ablated) on prompts it was not pruned on
-necessity  ablate only the circuit: the loss should rise toward chance (ln 2)
-zero       the circuit with zero instead of mean ablation
+held-out     the circuit alone (everything else ablated) on prompts it was not pruned on
+partial      the circuit with random parts of the rest present (partial.py): mean, worst
+interchange  the circuit's nodes from the pair's other prompt: the answer should follow
+             them (interchange.py)
+necessity    ablate only the circuit: the loss should rise toward chance (ln 2)
+zero         the circuit with zero instead of mean ablation
 nulls      the same pruning on a nonsense task and on a re-initialised model: how many
            nodes each needs for the same target (nulls.py)
 """
@@ -12,18 +15,23 @@ import math
 import jax
 import jax.numpy as jnp
 
+from sparse_gpt.pruning import interchange
 from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
+from sparse_gpt.pruning import partial
 from sparse_gpt.pruning.calibrate import Calibration
 from sparse_gpt.pruning.subject import Subject, scored
 from sparse_gpt.tasks.resolve import TaskBatch
 
 CHANCE = math.log(2)
+# The chance of ablation in the partial-ablation check when pruning did not train with one.
+PARTIAL_Q = 0.5
 
 
-def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: TaskBatch
-                   ) -> dict:
-  """Losses on held-out pairs: full model, circuit (raw, calibrated), necessity, zero."""
+def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: TaskBatch,
+                   partial_ablation: float = 0.0) -> dict:
+  """Losses on held-out pairs: full model, circuit (raw, calibrated), necessity, zero,
+  partial ablation with q = partial_ablation (PARTIAL_Q if 0), and the interchange test."""
   fill = subject.fill(heldout)
   full, full_acc = subject.loss(subject.everything(), heldout, fill)
   logits = subject.candidates(keep_N, heldout, fill)
@@ -31,10 +39,17 @@ def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: 
   calibrated, accuracy = scored(logits, heldout, calibration)
   necessity, _ = subject.loss(1.0 - keep_N, heldout, fill)
   zero, _ = subject.loss(keep_N, heldout, subject.fill(heldout, "zero"))
+  q = partial_ablation or PARTIAL_Q
+  partial_J = partial.losses(subject, keep_N, heldout, fill, q)
   return {
       "full_model_loss": full, "full_model_accuracy": full_acc,
       "circuit_loss": calibrated, "circuit_loss_raw": raw, "circuit_accuracy": accuracy,
       "necessity_loss": necessity, "zero_ablation_loss": zero,
+      "partial_ablation": {"q": q, "patterns": int(partial_J.shape[0]),
+                           "mean_loss": float(jnp.mean(partial_J)),
+                           "worst_loss": float(jnp.max(partial_J))},
+      "interchange_flip_rate": interchange.flip_rate(subject.graphdef, subject.params,
+                                                     subject.layout, keep_N, heldout),
       # Ablating the circuit should leave the task closer to chance than to the model.
       "necessary": necessity >= (full + CHANCE) / 2}
 
@@ -53,12 +68,13 @@ def null_sizes(subject: Subject, reinit: Subject, train: TaskBatch, cfg) -> dict
   problem = optimize.Problem(
       params=_stack(subject.params, reinit.params),
       fill=_stack(subject.fill(nonsense), reinit.fill(train)),
-      pairs=_stack(nonsense, train))
+      pairs=_stack(nonsense, train),
+      norms=_stack(subject.norms(nonsense), reinit.norms(train)))
   specs = optimize.runs(cfg.k_coefs[:1], cfg.seeds[:1])
   specs = optimize.RunSpec(jnp.repeat(specs.k_coef_R, 2), jnp.repeat(specs.key_R, 2))
   trained = optimize.train_masks(subject.graphdef, subject.layout, cfg, problem, specs,
                                  steps=cfg.null_steps,
-                                 problem_axes=optimize.Problem(0, 0, 0))
+                                 problem_axes=optimize.Problem(0, 0, 0, 0))
   out = {}
   for r, (name, who, pairs) in enumerate((("nonsense_task", subject, nonsense),
                                           ("reinitialised_model", reinit, train))):

@@ -44,6 +44,9 @@ class Problem(NamedTuple):
   params: nnx.State
   fill: jax.Array | tuple  # [n_nodes] or [B, L, n_nodes] (resample: rows of `pairs`)
   pairs: resolve.TaskBatch | tuple  # one batch, or length buckets (`bucketed`)
+  # Frozen norm scales (model.norm_scales, rows of `pairs`; a tuple with buckets), or
+  # None: norms not frozen.
+  norms: dict[str, jax.Array] | tuple | None = None
 
 
 class RunSpec(NamedTuple):
@@ -70,7 +73,7 @@ class Trained(NamedTuple):
   kept_T: jax.Array  # nodes kept during the step
 
 
-SHARED = Problem(params=None, fill=None, pairs=None)
+SHARED = Problem(params=None, fill=None, pairs=None, norms=None)
 
 # The config keys a compiled program depends on; the rest of a run comes in RunSpec.
 _STATIC_KEYS = ("learning_rate", "beta1", "beta2", "weight_decay", "grad_clip", "init_bias",
@@ -94,11 +97,17 @@ def bucketed(problem: Problem, batch_pairs: int, n_ctx: int) -> Problem:
   order = np.argsort(length_P, kind="stable")
   groups = np.array_split(order, -(-n_pairs // batch_pairs))
   buckets = tuple(resolve.padded(pairs.rows(resolve.pair_rows(g)), n_ctx) for g in groups)
+  # Causal: a row's norms and fill at positions within its bucket's length do not depend
+  # on the padding beyond it.
+  cut = lambda x_BxLx, g, b: x_BxLx[resolve.pair_rows(g)][:, :b.tokens_BxL.shape[1]]
   fill = problem.fill
   if fill.ndim == 3:
-    fill = tuple(fill[resolve.pair_rows(g)][:, :b.tokens_BxL.shape[1]]
-                 for g, b in zip(groups, buckets))
-  return Problem(problem.params, fill, buckets)
+    fill = tuple(cut(fill, g, b) for g, b in zip(groups, buckets))
+  norms = problem.norms
+  if norms is not None:
+    norms = tuple(jax.tree.map(lambda x, g=g, b=b: cut(x, g, b), norms)
+                  for g, b in zip(groups, buckets))
+  return Problem(problem.params, fill, buckets, norms)
 
 
 def partially_ablated(keep_N: jax.Array, q: float, key: jax.Array) -> jax.Array:
@@ -135,18 +144,19 @@ def _step_fn(graphdef, layout, cfg, problem: Problem, spec: RunSpec, horizon):
   tx = _optimizer(cfg, learning_rate, horizon)
   _, data_key = jax.random.split(spec.key_R)
   buckets = problem.pairs if isinstance(problem.pairs, tuple) else (problem.pairs,)
-  fills = problem.fill if isinstance(problem.fill, tuple) else (problem.fill,) * len(buckets)
+  per_bucket = lambda x: x if isinstance(x, tuple) else (x,) * len(buckets)
 
-  def grad_on(pairs, fill):
+  def grad_on(pairs, fill, norms):
     def loss_fn(tau_P, t):
       n_pairs = pairs.last_B.shape[0] // 2
       batch_pairs = min(cfg.batch_pairs, n_pairs)
-      batch, batch_fill = pairs, fill
+      batch, batch_fill, batch_norms = pairs, fill, norms
       if batch_pairs < n_pairs:
         ids = jax.random.permutation(jax.random.fold_in(data_key, t), n_pairs)
         rows_B = resolve.pair_rows(ids[:batch_pairs])
         batch = pairs.rows(rows_B)
         batch_fill = fill[rows_B] if fill.ndim == 3 else fill
+        batch_norms = jax.tree.map(lambda inv_rms_BxLx1: inv_rms_BxLx1[rows_B], norms)
       keep_N = layout.nodes_of(heaviside(tau_P, temperature))
       kept = jnp.sum(keep_N)
       if cfg.partial_ablation:
@@ -154,12 +164,13 @@ def _step_fn(graphdef, layout, cfg, problem: Problem, spec: RunSpec, horizon):
         ablate_key = jax.random.fold_in(jax.random.fold_in(data_key, t), 1)
         keep_N = partially_ablated(keep_N, cfg.partial_ablation, ablate_key)
       last_BxV = objective.last_logits(graphdef, problem.params, layout, keep_N, batch_fill,
-                                       batch)
+                                       batch, batch_norms)
       task, _ = loss_lib.task_loss_at_last(last_BxV, batch.correct_B, batch.incorrect_B)
       return task + spec.k_coef_R * kept, (task, kept)
     return jax.value_and_grad(loss_fn, has_aux=True)
 
-  branches = [grad_on(p, f) for p, f in zip(buckets, fills)]
+  branches = [grad_on(*b) for b in zip(buckets, per_bucket(problem.fill),
+                                       per_bucket(problem.norms))]
 
   def step(state: State, t):
     # t is the same for every run, so under vmap the switch stays a switch.

@@ -137,7 +137,7 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
     raise NotSolved(data.name, full_loss, cfg.target_loss)
   means_N = (node_means.load_or_compute(run, layout, cfg.mean_windows)
              if cfg.ablation == "mean" else zeros_N)
-  subject = Subject(run.graphdef, run.params, layout, means_N, cfg.ablation)
+  subject = Subject(run.graphdef, run.params, layout, means_N, cfg.ablation, cfg.freeze_norms)
   fill = subject.fill(train)
   validation_fill = subject.fill(validation)
   full_validation, _ = subject.loss(subject.everything(), validation, validation_fill)
@@ -146,7 +146,8 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   clock(f"{data.name}: {len(train.last_B) // 2} training pairs, full-model loss "
         f"{full_loss:.4f} ({full_validation:.4f} on {len(validation) // 2} validation "
         f"pairs); mask training over {layout.n_nodes} nodes")
-  problem = optimize.bucketed(optimize.Problem(subject.params, fill, train), cfg.batch_pairs,
+  problem = optimize.bucketed(optimize.Problem(subject.params, fill, train,
+                                                subject.norms(train)), cfg.batch_pairs,
                               n_ctx)
   sets = ((train, fill), (validation, validation_fill))
   found = search.run(subject, problem, sets, cfg, clock)
@@ -173,7 +174,8 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
 
   if cfg.faithfulness:
     heldout = resolve.padded(data.heldout, n_ctx)
-    metrics["heldout"] = faithfulness.heldout_checks(subject, keep_N, calibration, heldout)
+    metrics["heldout"] = faithfulness.heldout_checks(subject, keep_N, calibration, heldout,
+                                                     cfg.partial_ablation)
     clock(f"held-out loss {metrics['heldout']['circuit_loss']:.4f}, necessity loss "
           f"{metrics['heldout']['necessity_loss']:.4f}")
   if cfg.faithfulness and cfg.null_steps:
@@ -210,7 +212,7 @@ def _reinitialised(run, layout: Layout, cfg) -> Subject:
   if cfg.ablation == "mean":
     windows = node_means.validation_windows(run, cfg.mean_windows)
     means_N = node_means.compute(run.graphdef, params, layout, windows)
-  return Subject(run.graphdef, params, layout, means_N, cfg.ablation)
+  return Subject(run.graphdef, params, layout, means_N, cfg.ablation, cfg.freeze_norms)
 
 
 def _circuit(run, layout, data, cfg, keep_N, calibration, metrics) -> circuit_lib.Circuit:

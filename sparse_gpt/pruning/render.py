@@ -47,6 +47,14 @@ def summary(c: Circuit) -> str:
         f"  necessity (circuit ablated): loss {_fmt(h['necessity_loss'])}, chance 0.6931: "
         f"{'necessary' if h['necessary'] else 'NOT necessary'}",
         f"  zero ablation of the rest: loss {_fmt(h['zero_ablation_loss'])}"]
+    if "partial_ablation" in h:  # absent from files written before the check
+      p = h["partial_ablation"]
+      lines += [
+          f"  partial ablation (each other node ablated with chance {p['q']}, "
+          f"{p['patterns']} patterns, uncalibrated): mean loss {_fmt(p['mean_loss'])}, "
+          f"worst {_fmt(p['worst_loss'])}",
+          f"  interchange (circuit nodes from the other prompt): "
+          f"{h['interchange_flip_rate']:.0%} of answers follow them"]
   if "nulls" in m:
     lines.append(f"  nulls at the same target: {_nulls(m)}")
   return "\n".join(lines)

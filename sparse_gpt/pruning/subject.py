@@ -1,4 +1,5 @@
-"""A trained model as pruning sees it: weights, node layout, and the ablation values."""
+"""A trained model as pruning sees it: weights, node layout, the ablation values, and
+whether its norms are frozen at the unablated model's (docs/method.md section 9)."""
 
 import dataclasses
 import functools
@@ -7,6 +8,7 @@ from flax import nnx
 import jax
 import jax.numpy as jnp
 
+from sparse_gpt import model
 from sparse_gpt.pruning import ablation as ablation_lib
 from sparse_gpt.pruning import exact_size
 from sparse_gpt.pruning import objective
@@ -17,9 +19,12 @@ from sparse_gpt.tasks.resolve import TaskBatch
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
-def _candidates(graphdef, layout, params, keep_N, fill, batch):
-  last_BxV = objective.last_logits(graphdef, params, layout, keep_N, fill, batch)
+def _candidates(graphdef, layout, params, keep_N, fill, batch, norms):
+  last_BxV = objective.last_logits(graphdef, params, layout, keep_N, fill, batch, norms)
   return loss_lib.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
+
+
+_norm_scales = jax.jit(model.norm_scales, static_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
@@ -45,6 +50,13 @@ class Subject:
   layout: Layout
   means_N: jax.Array  # mean activation of every node over pretraining tokens
   ablation: str  # "mean", "zero" or "resample" (ablation.py)
+  freeze_norms: bool = False  # every RMSNorm divides by the unablated model's RMS
+
+  def norms(self, batch: TaskBatch) -> dict[str, jax.Array] | None:
+    """The frozen norm scales on `batch` (model.norm_scales), or None if not frozen."""
+    if not self.freeze_norms:
+      return None
+    return _norm_scales(self.graphdef, self.params, batch.tokens_BxL)
 
   def fill(self, batch: TaskBatch, ablation: str | None = None) -> jax.Array:
     """Ablation values for `batch` (a forward pass for resample ablation)."""
@@ -54,7 +66,7 @@ class Subject:
   def candidates(self, keep_N, batch: TaskBatch, fill: jax.Array):
     """(correct_B, incorrect_B) logits, nodes where keep_N is 0 set to `fill`."""
     return _candidates(self.graphdef, self.layout, self.params, jnp.asarray(keep_N), fill,
-                       batch)
+                       batch, self.norms(batch))
 
   def loss(self, keep_N, batch: TaskBatch, fill: jax.Array,
            calibration: Calibration = IDENTITY) -> tuple[float, float]:

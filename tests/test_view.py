@@ -15,6 +15,7 @@ from launch import tasks_cli
 from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning.edges import Edge
+from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.view import data as data_lib
 from sparse_gpt.view import page
 from sparse_gpt.view import site

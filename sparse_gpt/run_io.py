@@ -19,7 +19,6 @@ from sparse_gpt import model
 from sparse_gpt import tokenizer as tokenizer_lib
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
-from sparse_gpt.importing import torch_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +142,7 @@ def load_run(workdir: str, step: int | None = None) -> Run:
   cfg = workdir_lib.load_config(workdir)
   wd = workdir_lib.path(workdir)
   # An imported model may come without its tokenizer: ids in, logits out still work.
-  imported_bare = ((wd / torch_checkpoint.PROVENANCE_FILE).exists()
+  imported_bare = ((wd / workdir_lib.IMPORTED_FILE).exists()
                    and not (wd / "tokenizer.json").exists())
   tok = None if imported_bare else tokenizer_lib.load(wd / "tokenizer.json")
   graphdef, abstract_params = model.abstract(cfg)

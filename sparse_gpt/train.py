@@ -75,6 +75,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str) -> dict:
 
   Process 0 holds the workdir's lock throughout: a second run on it is refused.
   """
+  workdir_lib.refuse_imported(workdir)
   config_lib.validate(cfg)
   workdir_lib.create(workdir)
   with contextlib.ExitStack() as stack:

@@ -22,7 +22,7 @@ from etils import epath
 import ml_collections
 
 from sparse_gpt import storage
-from sparse_gpt.errors import CheckpointError
+from sparse_gpt.errors import CheckpointError, UserError
 
 # Keys that may change between a run and its resumption without changing its trajectory.
 _RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.eval_batches",
@@ -33,6 +33,19 @@ _RESUMABLE_CHANGES = ("train.log_every", "train.eval_every", "train.eval_batches
 # out of a divergence. Each change is recorded in metrics.jsonl.
 LEARNING_RATE_CHANGES = ("train.learning_rate", "train.warmup")
 
+
+# Written by launch.import_torch: the run's weights came from elsewhere, with no optimizer
+# state or data position, so it can be read by every tool but not trained on.
+IMPORTED_FILE = "imported.json"
+
+
+def refuse_imported(workdir: str) -> None:
+  """Training on an imported workdir would set its only checkpoint aside as unreadable."""
+  if (path(workdir) / IMPORTED_FILE).exists():
+    raise UserError(f"{workdir} holds an imported model ({IMPORTED_FILE}): it has no "
+                    "optimizer state to resume from, so it cannot be trained on. Train into "
+                    "a new --workdir, or use the imported one with launch.tasks, "
+                    "launch.prune and launch.view.")
 
 def path(workdir: str) -> epath.Path:
   return storage.path(workdir)

@@ -181,3 +181,15 @@ def test_the_launcher_imports_and_then_refuses_an_occupied_workdir(tmp_path):
   assert second.returncode != 0
   assert second.stderr.strip().splitlines() == [
       f"error: {tmp_path / 'run'} already holds a run; import into a new --workdir."]
+
+
+def test_training_on_an_imported_workdir_is_refused_and_its_checkpoint_kept(tmp_path):
+  from sparse_gpt import train  # pylint: disable=g-import-not-at-top
+  checkpoint = _write_checkpoint(tmp_path / "ckpt", _SMALL, _reference_layout(_SMALL))
+  workdir = tmp_path / "run"
+  torch_checkpoint.import_checkpoint(checkpoint, str(workdir))
+  before = sorted(p.name for p in (workdir / "checkpoints").iterdir())
+  cfg = sparse_gpt.load_run(str(workdir)).config
+  with pytest.raises(UserError, match="imported model"):
+    train.train(cfg, str(workdir))
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == before

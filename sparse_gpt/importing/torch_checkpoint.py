@@ -24,7 +24,6 @@ from sparse_gpt.importing import released_config
 from sparse_gpt.importing import tiktoken_bpe
 
 CONFIG_FILE, WEIGHTS_FILE = "beeg_config.json", "final_model.pt"
-PROVENANCE_FILE = "imported.json"  # the mark of an imported workdir
 
 
 def read_config(checkpoint: str) -> dict:
@@ -77,7 +76,7 @@ def import_checkpoint(checkpoint: str, workdir: str, tokenizer: str = "") -> str
   if tok is not None:
     tokenizer_lib.save(tok, wd / "tokenizer.json")
   weights = (storage.path(checkpoint) / WEIGHTS_FILE).read_bytes()
-  storage.write_text(wd / PROVENANCE_FILE, json.dumps({
+  storage.write_text(wd / workdir_lib.IMPORTED_FILE, json.dumps({
       "checkpoint": str(checkpoint), "final_model.pt sha256": hashlib.sha256(weights).hexdigest(),
       "beeg_config.json": released, "tokenizer": str(tokenizer) if tokenizer else None},
       indent=2))

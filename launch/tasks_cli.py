@@ -8,6 +8,7 @@ from sparse_gpt.tasks import evaluate
 from sparse_gpt.tasks import pairs_file
 from sparse_gpt.tasks import registry
 from sparse_gpt.tasks import resolve
+from sparse_gpt.tasks import table_file
 from sparse_gpt.tasks.errors import TaskError
 
 
@@ -77,6 +78,8 @@ def report(run, task: str = "", pairs: str = "", show: int = 0, as_json: bool = 
                                   seed))
     return show_examples(batch, tok, as_json)
   meta, results = score(run, task, pairs, split, n_pairs, seed, circuit)
+  if not (task or pairs or circuit):  # the viewer's index shows this table: kept for it
+    table_file.save(run.workdir, results, run.step, split, n_pairs, seed)
   if as_json:
     return json.dumps(evaluate.results_json(results, **meta))
   heading = ", ".join(f"{k} {v}" for k, v in meta.items())

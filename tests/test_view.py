@@ -147,6 +147,10 @@ def test_the_index_saves_its_task_table_for_the_step(viewed):
   assert saved and len(saved) == len(registry.names())
   assert table_file.load(run.workdir, run.step + 1, "heldout", 128, 0) is None
   assert table_file.load(run.workdir, run.step, "heldout", 64, 0) is None
+  # launch.tasks --workdir writes the same table the index read.
+  (table_file.workdir_lib.path(run.workdir) / table_file.FILE).unlink()
+  tasks_cli.report(run, save_table=True)
+  assert table_file.load(run.workdir, run.step, "heldout", 128, 0) == saved
 
 
 def test_a_saved_task_table_is_read_not_scored(tmp_path):

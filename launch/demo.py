@@ -28,7 +28,7 @@ def run_demo(workdir: str) -> None:
   print("\n== The twenty tasks, held-out pairs (python -m launch.tasks "
         f"--workdir={workdir})", flush=True)
   run = run_io.load_run(workdir)  # once: the table and the circuits read the same run
-  print(tasks_cli.report(run), flush=True)
+  print(tasks_cli.report(run, save_table=True), flush=True)  # the index reads it
   cfg = prune_config.defaults()  # the paper's target task loss, 0.15
   cfg.null_steps = 0  # the null baselines double the time; launch.prune runs them
   print(f"\n== Circuits for every task the model solves: full-model task loss on the "

@@ -8,6 +8,7 @@ from sparse_gpt.tasks import evaluate
 from sparse_gpt.tasks import pairs_file
 from sparse_gpt.tasks import registry
 from sparse_gpt.tasks import resolve
+from sparse_gpt.tasks import table_file
 from sparse_gpt.tasks.errors import TaskError
 
 
@@ -39,7 +40,8 @@ def main(workdir: str | None, task: str = "", pairs: str = "", show: int = 0,
     runs = {wd: run_io.load_run(wd) for wd in (workdir, *compare)}
     return compare_report(runs, task, pairs, as_json, split, n_pairs, seed)
   run = run_io.load_run(workdir, loaded.model["step"] if loaded else None)
-  return report(run, task, pairs, show, as_json, split, n_pairs, seed, loaded)
+  return report(run, task, pairs, show, as_json, split, n_pairs, seed, loaded,
+                save_table=True)
 
 
 def score(run, task: str = "", pairs: str = "", split: str = "heldout", n_pairs: int = 128,
@@ -68,8 +70,12 @@ def score(run, task: str = "", pairs: str = "", split: str = "heldout", n_pairs:
 
 def report(run, task: str = "", pairs: str = "", show: int = 0, as_json: bool = False,
            split: str = "heldout", n_pairs: int = 128, seed: int = 0,
-           circuit=None) -> str:
-  """The table (or example pairs) of one task, a pairs file, or every task for `run`."""
+           circuit=None, save_table: bool = False) -> str:
+  """The table (or example pairs) of one task, a pairs file, or every task for `run`.
+
+  `save_table`: the full model's table of every task is also saved in the run's workdir
+  (tasks.json, table_file.py), where the viewer's index reads it.
+  """
   if show:
     tok, n_ctx = run.tokenizer, run.config.model.n_ctx
     batch = (pairs_file.resolve_file(pairs, tok, n_ctx) if pairs else
@@ -77,6 +83,8 @@ def report(run, task: str = "", pairs: str = "", show: int = 0, as_json: bool = 
                                   seed))
     return show_examples(batch, tok, as_json)
   meta, results = score(run, task, pairs, split, n_pairs, seed, circuit)
+  if save_table and not (task or pairs or circuit):
+    table_file.save(run.workdir, results, run.step, split, n_pairs, seed)
   if as_json:
     return json.dumps(evaluate.results_json(results, **meta))
   heading = ", ".join(f"{k} {v}" for k, v in meta.items())

@@ -16,6 +16,9 @@ from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning.edges import Edge
 from sparse_gpt.pruning.nodes import Layout
+from sparse_gpt.tasks import evaluate
+from sparse_gpt.tasks import registry
+from sparse_gpt.tasks import table_file
 from sparse_gpt.view import data as data_lib
 from sparse_gpt.view import page
 from sparse_gpt.view import site
@@ -136,6 +139,29 @@ def test_probabilities_and_attention_of_the_examples(viewed):
     assert np.all(np.triu(rows, 1) == 0)  # causal
   assert len(embedded["nodes"][0]["acts"]) == len(embedded["sequences"])
   assert c.metrics["heldout"]["circuit_loss"] < 0.15
+
+
+def test_the_index_saves_its_task_table_for_the_step(viewed):
+  run, _, _, _ = viewed
+  saved = table_file.load(run.workdir, run.step, "heldout", 128, 0)
+  assert saved and len(saved) == len(registry.names())
+  assert table_file.load(run.workdir, run.step + 1, "heldout", 128, 0) is None
+  assert table_file.load(run.workdir, run.step, "heldout", 64, 0) is None
+  # launch.tasks --workdir writes the same table the index read.
+  (table_file.workdir_lib.path(run.workdir) / table_file.FILE).unlink()
+  tasks_cli.report(run, save_table=True)
+  assert table_file.load(run.workdir, run.step, "heldout", 128, 0) == saved
+
+
+def test_a_saved_task_table_is_read_not_scored(tmp_path):
+  results = [evaluate.TaskResult("a", 2, 0.5, 1.0, "ok"),
+             evaluate.TaskResult("b", 0, None, None, "not posable: x")]
+  table_file.save(str(tmp_path), results, 7, "heldout", 128, 0)
+  # A run with no model: scoring it would fail, so the table must come from the file.
+  no_model = dataclasses.make_dataclass("NoModel", ["workdir", "step"])(str(tmp_path), 7)
+  assert table_file.full_model_table(no_model) == results
+  (tmp_path / table_file.FILE).write_text('{"step": 7, "split"')  # cut short
+  assert table_file.load(str(tmp_path), 7, "heldout", 128, 0) is None
 
 
 def test_bad_inputs_are_one_clear_error(viewed, tmp_path):

@@ -8,7 +8,9 @@ ablations, one pass over the validation windows serves every node's top contexts
 
 import dataclasses
 import functools
+import math
 
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +20,6 @@ from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning import edges as edges_lib
 from sparse_gpt.pruning import node_means
-from sparse_gpt.pruning import objective
 from sparse_gpt.pruning.nodes import Layout
 from sparse_gpt.pruning.subject import Subject
 from sparse_gpt.tasks import loss as loss_lib
@@ -97,12 +98,74 @@ def top_contexts(run, layout: Layout, windows_WxL: np.ndarray,
 
 # --- Single-node ablations: every "circuit minus one node" in a few batched forwards.
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _variant_candidates(graphdef, layout, params, keep_KxN, fill, batch):
-  def one(keep_N):
-    last_BxV = objective.last_logits(graphdef, params, layout, keep_N, fill, batch)
+def _last_position_logits(graphdef, params, edits, tokens_BxL, last_B):
+  """model.forward's logits_BxV at positions last_B, with the last block run only there:
+  after its keys and values nothing else reaches those logits, so this is the same
+  arithmetic at a fraction of the cost. Edits' fills are [N] (mean, zero ablation)."""
+  m = nnx.merge(graphdef, params)
+  hooks = model.Hooks(m.topk_at, m.afrac, edits, ())
+  x_BxLxD = m.embed(tokens_BxL)
+  if m.pos_embed is not None:
+    x_BxLxD += m.pos_embed(jnp.arange(tokens_BxL.shape[1]))[None]
+  x_BxLxD = x_BxLxD.astype(m.compute_dtype)
+  *early, block = m.blocks
+  for b in early:
+    x_BxLxD = b(x_BxLxD, hooks)
+  attn, rows_B = block.attn, jnp.arange(tokens_BxL.shape[0])
+  name = f"{block.layer}.attn"
+  b, l, _ = x_BxLxD.shape
+  split = lambda t: t.reshape(b, -1, attn.n_head, attn.d_head)
+  in_BxLxD = hooks(f"{name}.in", block.attn_norm(x_BxLxD))
+  k_BxLxHxK = split(hooks(f"{name}.k", attn.k(in_BxLxD)))
+  v_BxLxHxK = split(hooks(f"{name}.v", attn.v(in_BxLxD)))
+  q_BxHxK = split(hooks(f"{name}.q", attn.q(in_BxLxD[rows_B, last_B][:, None])))[:, 0]
+  scores_BxHxL = jnp.einsum("bhk,bshk->bhs", q_BxHxK, k_BxLxHxK,
+                            preferred_element_type=jnp.float32) / math.sqrt(attn.d_head)
+  scores_BxHxL = jnp.where(jnp.arange(l) <= last_B[:, None, None], scores_BxHxL, -jnp.inf)
+  if attn.sink is not None:  # as model.attention_probs: one more key, of value zero
+    sink_BxHx1 = jnp.broadcast_to(attn.sink[...][None, :, None], (b, attn.n_head, 1))
+    probs_BxHxL = jax.nn.softmax(jnp.concatenate([scores_BxHxL, sink_BxHx1], -1), -1)
+    probs_BxHxL = probs_BxHxL[..., :-1]
+  else:
+    probs_BxHxL = jax.nn.softmax(scores_BxHxL, -1)
+  mix_BxHxK = jnp.einsum("bhs,bshk->bhk", probs_BxHxL.astype(v_BxLxHxK.dtype), v_BxLxHxK)
+  x_Bx1xD = x_BxLxD[rows_B, last_B][:, None] + hooks(
+      f"{name}.out", attn.o(mix_BxHxK.reshape(b, 1, -1)))
+  x_Bx1xD = x_Bx1xD + block.mlp(hooks(f"{block.layer}.mlp.in", block.mlp_norm(x_Bx1xD)),
+                                hooks)
+  normed_Bx1xD = m.final_norm(x_Bx1xD)
+  if m.unembed is None:
+    logits_BxV = m.embed.attend(normed_Bx1xD).astype(jnp.float32)[:, 0]
+  else:
+    logits_BxV = m.unembed(normed_Bx1xD).astype(jnp.float32)[:, 0]
+  if m.logits_bias is not None:
+    logits_BxV += m.logits_bias[...]
+  if m.bigram is not None:
+    logits_BxV += m.bigram[...][tokens_BxL[rows_B, last_B]]
+  return logits_BxV
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _variant_candidates(graphdef, layout, layer, params, keep_N, layer_keep_KxM, fill,
+                        batch):
+  """Candidate logits of K variants that differ from keep_N only in `layer`'s nodes
+  (layer_keep_KxM): under vmap, everything below that layer is computed once."""
+  first = min(loc.start for loc in layout.locations if loc.layer == layer)
+
+  def one(layer_keep_M):
+    edits = {}
+    for loc in layout.locations:
+      keep = (layer_keep_M[loc.start - first:loc.start - first + loc.size]
+              if loc.layer == layer else keep_N[loc.start:loc.start + loc.size])
+      edits[loc.name] = model.NodeEdit(keep, fill[..., loc.start:loc.start + loc.size])
+    if fill.ndim == 1:
+      last_BxV = _last_position_logits(graphdef, params, edits, batch.tokens_BxL,
+                                       batch.last_B)
+    else:  # resample fills are per position: the whole forward
+      last_BxV, _ = model.forward(graphdef, params, batch.tokens_BxL, edits,
+                                  positions_B=batch.last_B)
     return loss_lib.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
-  return jax.vmap(one)(keep_KxN)
+  return jax.vmap(one)(layer_keep_KxM)
 
 
 def ablation_losses(run, layout: Layout, keep_N, fill, calibration,
@@ -110,26 +173,37 @@ def ablation_losses(run, layout: Layout, keep_N, fill, calibration,
   """(the circuit's task loss, [kept nodes] its loss with each kept node ablated too).
 
   Calibrated, as `launch.tasks --circuit` scores a circuit, over the first `n` rows of
-  `batch` (the rest are padding).
+  `batch` (the rest are padding). The variants go layer by layer, in chunks of one size,
+  so that every circuit of the model shares n_layer compiled programs.
   """
-  kept_K = np.flatnonzero(np.asarray(keep_N))
-  keep_VxN = np.repeat(np.asarray(keep_N, np.float32)[None], kept_K.size + 1, 0)
-  keep_VxN[np.arange(1, kept_K.size + 1), kept_K] = 0.0  # variant 0 is the circuit
+  keep = np.asarray(keep_N, np.float32)
+  kept_K = np.flatnonzero(keep)
   per_forward = max(1, _SEQUENCES_PER_FORWARD // len(batch))
-  n_variants = keep_VxN.shape[0]
-  padded_VxN = np.concatenate(
-      [keep_VxN, np.repeat(keep_VxN[:1], -n_variants % per_forward, 0)])
+  by_layer = np.array([loc.layer for loc in layout.locations for _ in range(loc.size)])
+  # Variant 0, the circuit itself, rides in layer 0's first chunk.
+  variants = {layer: [None] * (layer == 0) + [k for k in kept_K if by_layer[k] == layer]
+              for layer in range(run.config.model.n_layer)}
   correct, incorrect = [], []
-  for start in range(0, len(padded_VxN), per_forward):
-    c_VxB, i_VxB = _variant_candidates(run.graphdef, layout, run.params,
-                                       jnp.asarray(padded_VxN[start:start + per_forward]),
-                                       fill, batch)
-    correct.append(c_VxB)
-    incorrect.append(i_VxB)
+  for layer, ablated in variants.items():
+    if not ablated:
+      continue
+    span = np.flatnonzero(by_layer == layer)
+    keep_VxM = np.repeat(keep[span][None], -(-len(ablated) // per_forward) * per_forward, 0)
+    for v, k in enumerate(ablated):
+      if k is not None:
+        keep_VxM[v, k - span[0]] = 0.0
+    for start in range(0, len(keep_VxM), per_forward):
+      c_VxB, i_VxB = _variant_candidates(
+          run.graphdef, layout, layer, run.params, jnp.asarray(keep),
+          jnp.asarray(keep_VxM[start:start + per_forward]), fill, batch)
+      correct.append(c_VxB)
+      incorrect.append(i_VxB)
+    correct[-1], incorrect[-1] = (correct[-1][:len(ablated) % per_forward or per_forward],
+                                  incorrect[-1][:len(ablated) % per_forward or per_forward])
   # Calibrated once for all variants: op by op, per chunk, it would cost more than the
-  # forwards.
-  correct_VxB = jnp.concatenate(correct)[:n_variants, :n]
-  incorrect_VxB = jnp.concatenate(incorrect)[:n_variants, :n]
+  # forwards. Variants are in flat index order, as kept_K.
+  correct_VxB = jnp.concatenate(correct)[:, :n]
+  incorrect_VxB = jnp.concatenate(incorrect)[:, :n]
   ids = lambda ids_B: jnp.broadcast_to(jnp.asarray(ids_B[:n]), correct_VxB.shape)
   losses_V = np.asarray(jax.vmap(lambda c, i: loss_lib.binary_loss(c, i)[0])(
       calibration.apply(correct_VxB, ids(batch.correct_B)),

@@ -9,7 +9,7 @@ from sparse_gpt import storage
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
 from sparse_gpt.pruning import circuit as circuit_lib
-from sparse_gpt.tasks import evaluate
+from sparse_gpt.tasks import table_file
 from sparse_gpt.view import data as data_lib
 from sparse_gpt.view import page
 
@@ -20,14 +20,6 @@ def view_dir(workdir: str):
 
 def _page_file(workdir: str, circuit_path) -> "storage.epath.Path":
   return view_dir(workdir) / f"{storage.path(circuit_path).stem}.html"
-
-
-def _task_table(run) -> list[evaluate.TaskResult]:
-  """The full model on every task's held-out pairs: `launch.tasks --workdir` 's table."""
-  n_ctx = run.config.model.n_ctx
-  scorer = evaluate.make_scorer(lambda params, tokens: run.forward(params, tokens)[0],
-                                run.params, n_ctx)
-  return evaluate.evaluate_all(scorer, run.tokenizer, n_ctx)
 
 
 def write(workdir: str | None, circuits: Sequence[str] = (), say=progress.say,
@@ -85,7 +77,8 @@ def write(workdir: str | None, circuits: Sequence[str] = (), say=progress.say,
                  "why": f"write it with python -m launch.view --circuit={path}"})
   run = runs[loaded[0].model["step"]]  # the index reports the first circuit's checkpoint
   index = view_dir(workdir) / "index.html"
-  storage.write_text(index, page.index_page(rows, workdir_lib.read_metrics(workdir),
-                                            _task_table(run), run.step, workdir))
+  table = table_file.full_model_table(run)  # launch.tasks saved it, or it is scored now
+  storage.write_text(index, page.index_page(rows, workdir_lib.read_metrics(workdir), table,
+                                            run.step, workdir))
   say(f"pages of {len(pages)} circuit(s) and the index in {time.time() - start:.1f} s")
   return {"index": str(index), "pages": pages}

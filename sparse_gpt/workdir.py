@@ -118,6 +118,17 @@ _BEFORE_THE_KEY = {"model.gelu": "tanh", "model.norm_eps": 1e-5, "model.activati
                    "model.logits_bias": False}
 
 
+def identity(cfg: ml_collections.ConfigDict) -> dict:
+  """The config as a run's identity: a key added later, at the value every run before it
+  had, is left out, so a run names the same model before and after the key existed."""
+  d = cfg.to_dict()
+  for key, value in _BEFORE_THE_KEY.items():
+    section, name = key.split(".")
+    if name in d.get(section, {}) and d[section][name] == value:
+      del d[section][name]
+  return d
+
+
 def _saved_config(f: epath.Path) -> dict:
   try:
     saved = json.loads(f.read_text())

@@ -2,6 +2,7 @@
 one line. None of these tests trains a model."""
 
 import contextlib
+import json
 import logging
 import os
 import pathlib
@@ -116,3 +117,20 @@ def test_a_failed_first_run_does_not_refuse_the_corrected_command(tmp_path):
   assert workdir_lib.check_config(str(tmp_path / "run"), other, has_checkpoints=False) == {}
   with pytest.raises(CheckpointError, match="model.d_model: 32 -> 48"):
     workdir_lib.check_config(str(tmp_path / "run"), other, has_checkpoints=True)
+
+
+def test_a_run_keeps_its_identity_when_later_keys_arrive(tmp_path):
+  """A config saved before model.activation existed loads with it at "gelu"; its circuits'
+  config_hash must still name the run, and a run that changes the key must not."""
+  from sparse_gpt.pruning import circuit  # pylint: disable=g-import-not-at-top
+  cfg = tiny_setup.model_config()
+  old = cfg.to_dict()
+  del old["model"]["activation"]
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  loaded = workdir_lib.load_config(str(tmp_path))
+  assert loaded.model.activation == "gelu"
+  assert "activation" not in workdir_lib.identity(loaded)["model"]
+  assert circuit.config_hash(loaded) == circuit.config_hash(cfg)
+  relu = cfg.copy_and_resolve_references()
+  relu.model.activation = "relu"
+  assert circuit.config_hash(relu) != circuit.config_hash(cfg)

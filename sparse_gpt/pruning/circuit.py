@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from sparse_gpt import config as config_lib
 from sparse_gpt import storage
+from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.errors import UserError
 from sparse_gpt.model import NodeEdit
 from sparse_gpt.pruning import ablation as ablation_lib
@@ -65,9 +66,10 @@ class Circuit:
 
 
 def config_hash(cfg) -> str:
-  """sha256 of the run's config, keys sorted: names the model a circuit came from."""
-  return "sha256:" + hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()
-                                    ).hexdigest()
+  """sha256 of the run's config (workdir.identity), keys sorted: names the model a circuit
+  came from."""
+  return "sha256:" + hashlib.sha256(json.dumps(workdir_lib.identity(cfg), sort_keys=True
+                                               ).encode()).hexdigest()
 
 
 def to_json(c: Circuit) -> dict:

@@ -16,6 +16,11 @@ then recording: so an intervention sees what the model computes.
 Norms "{i}.attn_norm", "{i}.mlp_norm" and "final_norm" can be frozen per call: each then
 divides by a given RMS (inv_rms_BxLx1, e.g. the unablated model's on the same tokens,
 from `norm_scales`) instead of its input's, so an edit cannot rescale the residual.
+
+With logits wanted only at one position per row (positions_B), the last block computes
+only what those logits need: keys and values at every position, the rest (query,
+attention output, MLP and their nodes) at positions_B alone. Its nodes elsewhere are then
+never computed, so this holds only while none of them is recorded.
 """
 
 import math
@@ -28,6 +33,11 @@ import ml_collections
 
 from sparse_gpt import config as config_lib
 from sparse_gpt.activation_sparsity import abs_topk
+
+
+def at_positions(x_BxLx: jax.Array, positions_B: jax.Array) -> jax.Array:
+  """Row b's entry at position positions_B[b]: [B, 1, ...]."""
+  return x_BxLx[jnp.arange(x_BxLx.shape[0]), positions_B][:, None]
 
 
 class NodeEdit(NamedTuple):
@@ -51,21 +61,34 @@ class Hooks:
     self.record_norms = record_norms
     self.recorded_norms: dict[str, jax.Array] = {}
 
-  def __call__(self, name: str, x_BxLxN: jax.Array) -> jax.Array:
+  def records_layer(self, layer: int) -> bool:
+    """Whether any node or norm of layer `layer` is recorded."""
+    return (self.record_all or self.record_norms
+            or any(name.startswith(f"{layer}.") for name in self.record))
+
+  def __call__(self, name: str, x_BxLxN: jax.Array, positions_B=None) -> jax.Array:
+    """positions_B, if given: x holds only these positions of each row (x_Bx1xN)."""
     if name.split(".", 1)[1] in self.topk_at:
       x_BxLxN = abs_topk(x_BxLxN, max(1, int(self.afrac * x_BxLxN.shape[-1])))
     if name in self.edits:
       keep, fill = self.edits[name]
+      if positions_B is not None and fill.ndim == 3:
+        fill = at_positions(fill, positions_B)
       x_BxLxN = keep * x_BxLxN + (1 - keep) * fill
     if self.record_all or name in self.record:
       self.recorded[name] = x_BxLxN
     return x_BxLxN
 
-  def norm_scale(self, name: str, norm: "RMSNorm", x_BxLxD: jax.Array) -> jax.Array | None:
-    """The frozen inv_rms_BxLx1 of norm `name` (None: its own); records its own if asked."""
+  def norm_scale(self, name: str, norm: "RMSNorm", x_BxLxD: jax.Array, positions_B=None
+                 ) -> jax.Array | None:
+    """The frozen inv_rms_BxLx1 of norm `name` (None: its own); records its own if asked.
+    positions_B as in __call__."""
     if self.record_norms:
       self.recorded_norms[name] = norm.inv_rms(x_BxLxD)
-    return self.norms.get(name)
+    inv_rms_BxLx1 = self.norms.get(name)
+    if positions_B is not None and inv_rms_BxLx1 is not None:
+      inv_rms_BxLx1 = at_positions(inv_rms_BxLx1, positions_B)
+    return inv_rms_BxLx1
 
 
 def _normal(std: float):
@@ -97,24 +120,30 @@ def _linear(d_in, d_out, std, cfg, rngs, bias=None):
                     dtype=jnp.dtype(cfg.compute_dtype), param_dtype=jnp.float32, rngs=rngs)
 
 
-def attention_probs(q_BxLxHxK: jax.Array, k_BxLxHxK: jax.Array,
-                    sink_H: jax.Array | None = None) -> jax.Array:
-  """Causal attention weights [B, H, L, L] (query by key), in float32.
+def attention_probs(q_BxQxHxK: jax.Array, k_BxLxHxK: jax.Array,
+                    sink_H: jax.Array | None = None, positions_B=None) -> jax.Array:
+  """Causal attention weights [B, H, Q, L] (query by key), in float32.
 
-  The sink, where the model has one, is one more key per head, always visible, whose
-  value is zero: it takes weight but its column is dropped. The circuit viewer calls this
-  with recorded queries and keys, so the pattern it draws is the one the model uses.
+  Queries are at every position (Q = L), or with positions_B one per row at that
+  position (Q = 1). The sink, where the model has one, is one more key per head, always
+  visible, whose value is zero: it takes weight but its column is dropped. The circuit
+  viewer calls this with recorded queries and keys, so the pattern it draws is the one
+  the model uses.
   """
-  b, l, n_head, d_head = q_BxLxHxK.shape
-  scores_BxHxLxL = jnp.einsum("bqhk,bshk->bhqs", q_BxLxHxK, k_BxLxHxK,
+  b, q, n_head, d_head = q_BxQxHxK.shape
+  l = k_BxLxHxK.shape[1]
+  scores_BxHxQxL = jnp.einsum("bqhk,bshk->bhqs", q_BxQxHxK, k_BxLxHxK,
                               preferred_element_type=jnp.float32)
-  scores_BxHxLxL /= math.sqrt(d_head)
-  causal_LxL = jnp.tril(jnp.ones((l, l), bool))
-  scores_BxHxLxL = jnp.where(causal_LxL, scores_BxHxLxL, -jnp.inf)
+  scores_BxHxQxL /= math.sqrt(d_head)
+  if positions_B is None:
+    causal = jnp.tril(jnp.ones((l, l), bool))
+  else:
+    causal = (jnp.arange(l) <= positions_B[:, None])[:, None, None]
+  scores_BxHxQxL = jnp.where(causal, scores_BxHxQxL, -jnp.inf)
   if sink_H is None:
-    return jax.nn.softmax(scores_BxHxLxL, -1)
-  sink_BxHxLx1 = jnp.broadcast_to(sink_H[None, :, None, None], (b, n_head, l, 1))
-  probs = jax.nn.softmax(jnp.concatenate([scores_BxHxLxL, sink_BxHxLx1], -1), -1)
+    return jax.nn.softmax(scores_BxHxQxL, -1)
+  sink_BxHxQx1 = jnp.broadcast_to(sink_H[None, :, None, None], (b, n_head, q, 1))
+  probs = jax.nn.softmax(jnp.concatenate([scores_BxHxQxL, sink_BxHxQx1], -1), -1)
   return probs[..., :-1]
 
 
@@ -130,18 +159,22 @@ class Attention(nnx.Module):
     self.o = _linear(hk, cfg.d_model, out_std, cfg, rngs)
     self.sink = nnx.Param(jnp.zeros((cfg.n_head,), jnp.float32)) if cfg.attn_sink else None
 
-  def __call__(self, x_BxLxD, hooks: Hooks):
-    b, l, _ = x_BxLxD.shape
+  def __call__(self, x_BxLxD, hooks: Hooks, positions_B=None):
+    """-> the write to the residual [B, L, D]; with positions_B [B, 1, D], for the queries
+    at positions_B alone."""
+    b = x_BxLxD.shape[0]
     name = f"{self.layer}.attn"
-    split = lambda t: t.reshape(b, l, self.n_head, self.d_head)
-    q_BxLxHxK = split(hooks(f"{name}.q", self.q(x_BxLxD)))
+    split = lambda t: t.reshape(b, t.shape[1], self.n_head, self.d_head)
+    q_in_BxQxD = x_BxLxD if positions_B is None else at_positions(x_BxLxD, positions_B)
+    q_BxQxHxK = split(hooks(f"{name}.q", self.q(q_in_BxQxD), positions_B))
     k_BxLxHxK = split(hooks(f"{name}.k", self.k(x_BxLxD)))
     v_BxLxHxK = split(hooks(f"{name}.v", self.v(x_BxLxD)))
     sink_H = None if self.sink is None else self.sink[...]
-    probs_BxHxLxL = attention_probs(q_BxLxHxK, k_BxLxHxK, sink_H)
-    mix_BxLxHxK = jnp.einsum("bhqs,bshk->bqhk", probs_BxHxLxL.astype(v_BxLxHxK.dtype),
+    probs_BxHxQxL = attention_probs(q_BxQxHxK, k_BxLxHxK, sink_H, positions_B)
+    mix_BxQxHxK = jnp.einsum("bhqs,bshk->bqhk", probs_BxHxQxL.astype(v_BxLxHxK.dtype),
                              v_BxLxHxK)
-    return hooks(f"{name}.out", self.o(mix_BxLxHxK.reshape(b, l, -1)))
+    return hooks(f"{name}.out", self.o(mix_BxQxHxK.reshape(b, q_in_BxQxD.shape[1], -1)),
+                 positions_B)
 
 
 class Mlp(nnx.Module):
@@ -152,12 +185,13 @@ class Mlp(nnx.Module):
     self.up = _linear(cfg.d_model, cfg.d_mlp, 0.02, cfg, rngs)
     self.down = _linear(cfg.d_mlp, cfg.d_model, 0.02 / math.sqrt(2 * cfg.n_layer), cfg, rngs)
 
-  def __call__(self, x_BxLxD, hooks: Hooks):
+  def __call__(self, x_BxLxD, hooks: Hooks, positions_B=None):
+    """positions_B as in Hooks.__call__."""
     up_BxLxF = self.up(x_BxLxD)
     h_BxLxF = (jax.nn.relu(up_BxLxF) if self.relu else
                jax.nn.gelu(up_BxLxF, approximate=self.approximate_gelu))
-    h_BxLxF = hooks(f"{self.layer}.mlp.neuron", h_BxLxF)
-    return hooks(f"{self.layer}.mlp.out", self.down(h_BxLxF))
+    h_BxLxF = hooks(f"{self.layer}.mlp.neuron", h_BxLxF, positions_B)
+    return hooks(f"{self.layer}.mlp.out", self.down(h_BxLxF), positions_B)
 
 
 class Block(nnx.Module):
@@ -167,14 +201,21 @@ class Block(nnx.Module):
     self.attn_norm, self.attn = RMSNorm(cfg.d_model, cfg.norm_eps), Attention(cfg, layer, rngs)
     self.mlp_norm, self.mlp = RMSNorm(cfg.d_model, cfg.norm_eps), Mlp(cfg, layer, rngs)
 
-  def _normed(self, block: str, norm: RMSNorm, x_BxLxD, hooks: Hooks):
+  def _normed(self, block: str, norm: RMSNorm, x_BxLxD, hooks: Hooks, positions_B=None):
     """The block's input node location: its norm of the residual stream."""
-    inv_rms_BxLx1 = hooks.norm_scale(f"{self.layer}.{block}_norm", norm, x_BxLxD)
-    return hooks(f"{self.layer}.{block}.in", norm(x_BxLxD, inv_rms_BxLx1))
+    inv_rms_BxLx1 = hooks.norm_scale(f"{self.layer}.{block}_norm", norm, x_BxLxD, positions_B)
+    return hooks(f"{self.layer}.{block}.in", norm(x_BxLxD, inv_rms_BxLx1), positions_B)
 
-  def __call__(self, x_BxLxD, hooks: Hooks):
-    x_BxLxD = x_BxLxD + self.attn(self._normed("attn", self.attn_norm, x_BxLxD, hooks), hooks)
-    return x_BxLxD + self.mlp(self._normed("mlp", self.mlp_norm, x_BxLxD, hooks), hooks)
+  def __call__(self, x_BxLxD, hooks: Hooks, positions_B=None):
+    """-> the residual [B, L, D]; with positions_B [B, 1, D] at those positions alone (the
+    attention still reads keys and values at every position)."""
+    attn_BxQxD = self.attn(self._normed("attn", self.attn_norm, x_BxLxD, hooks), hooks,
+                           positions_B)
+    if positions_B is not None:
+      x_BxLxD = at_positions(x_BxLxD, positions_B)
+    x_BxLxD = x_BxLxD + attn_BxQxD
+    return x_BxLxD + self.mlp(self._normed("mlp", self.mlp_norm, x_BxLxD, hooks, positions_B),
+                              hooks, positions_B)
 
 
 class Transformer(nnx.Module):
@@ -201,17 +242,21 @@ class Transformer(nnx.Module):
     if self.pos_embed is not None:
       x_BxLxD += self.pos_embed(jnp.arange(tokens_BxL.shape[1]))[None]
     x_BxLxD = x_BxLxD.astype(self.compute_dtype)
-    for block in self.blocks:
+    last = len(self.blocks) - 1
+    last_at_positions = positions_B is not None and not hooks.records_layer(last)
+    for i, block in enumerate(self.blocks):
+      at_B = positions_B if last_at_positions and i == last else None
       if self.remat and not (hooks.record or hooks.record_all or hooks.record_norms):
-        x_BxLxD = nnx.remat(lambda blk, x: blk(x, hooks))(block, x_BxLxD)
+        x_BxLxD = nnx.remat(lambda blk, x, at_B: blk(x, hooks, at_B))(block, x_BxLxD, at_B)
       else:
-        x_BxLxD = block(x_BxLxD, hooks)
+        x_BxLxD = block(x_BxLxD, hooks, at_B)
     inv_rms_BxLx1 = hooks.norm_scale("final_norm", self.final_norm, x_BxLxD)
     if positions_B is not None:  # unembed only where logits are needed
-      rows_B = jnp.arange(tokens_BxL.shape[0])
-      x_BxLxD, tokens_BxL = x_BxLxD[rows_B, positions_B][:, None], tokens_BxL[rows_B, positions_B][:, None]
+      if not last_at_positions:
+        x_BxLxD = at_positions(x_BxLxD, positions_B)
+      tokens_BxL = at_positions(tokens_BxL, positions_B)
       if inv_rms_BxLx1 is not None:
-        inv_rms_BxLx1 = inv_rms_BxLx1[rows_B, positions_B][:, None]
+        inv_rms_BxLx1 = at_positions(inv_rms_BxLx1, positions_B)
     logits_BxLxV = self.logits(x_BxLxD, tokens_BxL, inv_rms_BxLx1)
     return logits_BxLxV if positions_B is None else logits_BxLxV[:, 0]
 

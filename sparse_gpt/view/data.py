@@ -8,9 +8,7 @@ ablations, one pass over the validation windows serves every node's top contexts
 
 import dataclasses
 import functools
-import math
 
-from flax import nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,53 +96,6 @@ def top_contexts(run, layout: Layout, windows_WxL: np.ndarray,
 
 # --- Single-node ablations: every "circuit minus one node" in a few batched forwards.
 
-def _last_position_logits(graphdef, params, edits, tokens_BxL, last_B):
-  """model.forward's logits_BxV at positions last_B, with the last block run only there:
-  after its keys and values nothing else reaches those logits, so this is the same
-  arithmetic at a fraction of the cost. Edits' fills are [N] (mean, zero ablation)."""
-  m = nnx.merge(graphdef, params)
-  hooks = model.Hooks(m.topk_at, m.afrac, edits, ())
-  x_BxLxD = m.embed(tokens_BxL)
-  if m.pos_embed is not None:
-    x_BxLxD += m.pos_embed(jnp.arange(tokens_BxL.shape[1]))[None]
-  x_BxLxD = x_BxLxD.astype(m.compute_dtype)
-  *early, block = m.blocks
-  for b in early:
-    x_BxLxD = b(x_BxLxD, hooks)
-  attn, rows_B = block.attn, jnp.arange(tokens_BxL.shape[0])
-  name = f"{block.layer}.attn"
-  b, l, _ = x_BxLxD.shape
-  split = lambda t: t.reshape(b, -1, attn.n_head, attn.d_head)
-  in_BxLxD = hooks(f"{name}.in", block.attn_norm(x_BxLxD))
-  k_BxLxHxK = split(hooks(f"{name}.k", attn.k(in_BxLxD)))
-  v_BxLxHxK = split(hooks(f"{name}.v", attn.v(in_BxLxD)))
-  q_BxHxK = split(hooks(f"{name}.q", attn.q(in_BxLxD[rows_B, last_B][:, None])))[:, 0]
-  scores_BxHxL = jnp.einsum("bhk,bshk->bhs", q_BxHxK, k_BxLxHxK,
-                            preferred_element_type=jnp.float32) / math.sqrt(attn.d_head)
-  scores_BxHxL = jnp.where(jnp.arange(l) <= last_B[:, None, None], scores_BxHxL, -jnp.inf)
-  if attn.sink is not None:  # as model.attention_probs: one more key, of value zero
-    sink_BxHx1 = jnp.broadcast_to(attn.sink[...][None, :, None], (b, attn.n_head, 1))
-    probs_BxHxL = jax.nn.softmax(jnp.concatenate([scores_BxHxL, sink_BxHx1], -1), -1)
-    probs_BxHxL = probs_BxHxL[..., :-1]
-  else:
-    probs_BxHxL = jax.nn.softmax(scores_BxHxL, -1)
-  mix_BxHxK = jnp.einsum("bhs,bshk->bhk", probs_BxHxL.astype(v_BxLxHxK.dtype), v_BxLxHxK)
-  x_Bx1xD = x_BxLxD[rows_B, last_B][:, None] + hooks(
-      f"{name}.out", attn.o(mix_BxHxK.reshape(b, 1, -1)))
-  x_Bx1xD = x_Bx1xD + block.mlp(hooks(f"{block.layer}.mlp.in", block.mlp_norm(x_Bx1xD)),
-                                hooks)
-  normed_Bx1xD = m.final_norm(x_Bx1xD)
-  if m.unembed is None:
-    logits_BxV = m.embed.attend(normed_Bx1xD).astype(jnp.float32)[:, 0]
-  else:
-    logits_BxV = m.unembed(normed_Bx1xD).astype(jnp.float32)[:, 0]
-  if m.logits_bias is not None:
-    logits_BxV += m.logits_bias[...]
-  if m.bigram is not None:
-    logits_BxV += m.bigram[...][tokens_BxL[rows_B, last_B]]
-  return logits_BxV
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _variant_candidates(graphdef, layout, layer, params, keep_N, layer_keep_KxM, fill,
                         batch):
@@ -158,12 +109,9 @@ def _variant_candidates(graphdef, layout, layer, params, keep_N, layer_keep_KxM,
       keep = (layer_keep_M[loc.start - first:loc.start - first + loc.size]
               if loc.layer == layer else keep_N[loc.start:loc.start + loc.size])
       edits[loc.name] = model.NodeEdit(keep, fill[..., loc.start:loc.start + loc.size])
-    if fill.ndim == 1:
-      last_BxV = _last_position_logits(graphdef, params, edits, batch.tokens_BxL,
-                                       batch.last_B)
-    else:  # resample fills are per position: the whole forward
-      last_BxV, _ = model.forward(graphdef, params, batch.tokens_BxL, edits,
-                                  positions_B=batch.last_B)
+    # With positions_B the model runs its last block only at those positions.
+    last_BxV, _ = model.forward(graphdef, params, batch.tokens_BxL, edits,
+                                positions_B=batch.last_B)
     return loss_lib.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
   return jax.vmap(one)(layer_keep_KxM)
 

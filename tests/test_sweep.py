@@ -66,12 +66,18 @@ def test_bad_index_and_widths_are_one_user_error(tmp_path):
     sweep.points(tiny.get_config(), str(tmp_path))
 
 
-def test_index_runs_exactly_one_point(tmp_path, monkeypatch):
+def _record_calls(monkeypatch, preempted: bool) -> list:
+  """Replaces training and pruning by a log of (what, workdir) calls."""
   calls = []
   monkeypatch.setattr(sweep.train_lib, "train",
-                      lambda c, wd: calls.append(("train", wd)) or {"preempted": False})
+                      lambda c, wd: calls.append(("train", wd)) or {"preempted": preempted})
   monkeypatch.setattr(sweep, "prune_point",
                       lambda name, wd, c, say: calls.append(("prune", wd)) or {})
+  return calls
+
+
+def test_index_runs_exactly_one_point(tmp_path, monkeypatch):
+  calls = _record_calls(monkeypatch, preempted=False)
   sweep.run(frontier_config.get_config(), str(tmp_path), index=3, say=lambda _: None)
   assert calls == [("train", f"{tmp_path}/d256_sparse_a"),
                    ("prune", f"{tmp_path}/d256_sparse_a")]
@@ -80,11 +86,7 @@ def test_index_runs_exactly_one_point(tmp_path, monkeypatch):
 
 
 def test_a_preempted_point_stops_the_sweep_before_pruning(tmp_path, monkeypatch):
-  calls = []
-  monkeypatch.setattr(sweep.train_lib, "train",
-                      lambda c, wd: calls.append(("train", wd)) or {"preempted": True})
-  monkeypatch.setattr(sweep, "prune_point",
-                      lambda name, wd, c, say: calls.append(("prune", wd)) or {})
+  calls = _record_calls(monkeypatch, preempted=True)
   assert sweep.run(frontier_config.get_config(), str(tmp_path), say=lambda _: None) == []
   assert calls == [("train", f"{tmp_path}/d128_sparse_a")]
 

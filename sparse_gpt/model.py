@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from sparse_gpt import config as config_lib
+from sparse_gpt import mixed_dot
 from sparse_gpt.activation_sparsity import abs_topk
 
 
@@ -116,8 +117,10 @@ class RMSNorm(nnx.Module):
 
 def _linear(d_in, d_out, std, cfg, rngs, bias=None):
   """bias None: as the model's `bias` option says."""
+  dtype = jnp.dtype(cfg.compute_dtype)
+  dot_general = mixed_dot.dot_general if dtype == jnp.bfloat16 else jax.lax.dot_general
   return nnx.Linear(d_in, d_out, use_bias=cfg.bias if bias is None else bias, kernel_init=_normal(std),
-                    dtype=jnp.dtype(cfg.compute_dtype), param_dtype=jnp.float32, rngs=rngs)
+                    dtype=dtype, param_dtype=jnp.float32, dot_general=dot_general, rngs=rngs)
 
 
 def attention_probs(q_BxQxHxK: jax.Array, k_BxLxHxK: jax.Array,

@@ -1,4 +1,5 @@
-"""Train-step tokens/s of dense, weight-sparse and weight+activation-sparse models.
+"""Train-step tokens/s of dense, weight-sparse and weight+activation-sparse models, and
+of the dense and weight+activation-sparse ones with bf16 matmuls (`*_bf16`).
 
 All three run the real training step (`train_step.build`: sharded, jitted with
 donation) in one process, interleaved round by round so that machine noise hits
@@ -19,19 +20,21 @@ from sparse_gpt import config as config_lib
 from sparse_gpt import sharding
 from sparse_gpt import train_step as ts
 
-VARIANTS = ("dense", "weight_sparse", "sparse")
+VARIANTS = ("dense", "weight_sparse", "sparse", "dense_bf16", "sparse_bf16")
 
 
 def bench_config(variant: str) -> ml_collections.ConfigDict:
   """The issue's configuration; sparse variants sit at their final density."""
   c = config_lib.defaults()
+  sparsity = variant.removesuffix("_bf16")
   c.model.update(n_layer=4, d_model=256, n_head=8, d_head=32, d_mlp=1024, n_ctx=256,
-                 afrac=0.25, abstopk_at="all" if variant == "sparse" else "none")
+                 afrac=0.25, abstopk_at="all" if sparsity == "sparse" else "none",
+                 compute_dtype="bfloat16" if variant.endswith("_bf16") else "float32")
   c.data.vocab_size = 2048
   c.train.update(batch_size=16, steps=1000)
   # Anneal ends after the first optimizer step, so every timed step projects at the
   # target density, and sees the zeros of a sparse model (top-k's cost depends on them).
-  c.sparsity.update(enabled=variant != "dense", target_density=1 / 16,
+  c.sparsity.update(enabled=sparsity != "dense", target_density=1 / 16,
                     anneal_start=0.0, anneal_end=0.001)
   config_lib.validate(c)
   return c
@@ -94,8 +97,8 @@ class _Runner:
     """(wall, process CPU) seconds per step over n steps."""
     def steps():
       for _ in range(n):
-        self.state, metrics = self.step(self.state, self.batch)
-      jax.block_until_ready((self.state, metrics))
+        self.state, self.metrics = self.step(self.state, self.batch)
+      jax.block_until_ready((self.state, self.metrics))
     with jax.set_mesh(self.mesh):
       jax.block_until_ready(self.state)
       wall, cpu = _timed(steps)
@@ -133,6 +136,13 @@ def measure(rounds: int = 5, steps_per_round: int = 1) -> dict:
   for v in VARIANTS[1:]:
     out[f"{v}_over_dense"] = out[f"{v}_tokens_per_s"] / out["dense_tokens_per_s"]
     out[f"{v}_over_dense_cpu"] = out["dense_step_cpu_ms"] / out[f"{v}_step_cpu_ms"]
+  # Every runner starts from the same weights and has taken the same steps on the same
+  # batch, so the bf16 variants' losses compare directly with their float32 twins'.
+  loss = {v: float(r.metrics["loss"]) for v, r in runners.items()}
+  for v in ("dense", "sparse"):
+    out[f"{v}_bf16_speedup"] = out[f"{v}_bf16_tokens_per_s"] / out[f"{v}_tokens_per_s"]
+    out[f"{v}_bf16_loss_gap"] = loss[f"{v}_bf16"] - loss[v]
+  out["steps_taken"] = 1 + rounds * steps_per_round
   # The single best matmul run is shown too: on a shared machine it is the rare moment
   # with every core free, which the median step times do not see.
   out.update(model_gflops_per_token=flops / 1e9, matmul_peak_gflops=peak,

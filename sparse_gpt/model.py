@@ -123,15 +123,21 @@ def _linear(d_in, d_out, std, cfg, rngs, bias=None):
                     dtype=dtype, param_dtype=jnp.float32, dot_general=dot_general, rngs=rngs)
 
 
+# Training-length attention runs in this many query chunks, each against only the keys
+# it can see: 10/16 of the score matrix for 4 (benchmarks/NOTES.md, issue 15).
+QUERY_CHUNKS = 4
+
+
 def attention_probs(q_BxQxHxK: jax.Array, k_BxLxHxK: jax.Array,
-                    sink_H: jax.Array | None = None, positions_B=None) -> jax.Array:
+                    sink_H: jax.Array | None = None, positions_B=None,
+                    first_query: int = 0) -> jax.Array:
   """Causal attention weights [B, H, Q, L] (query by key), in float32.
 
-  Queries are at every position (Q = L), or with positions_B one per row at that
-  position (Q = 1). The sink, where the model has one, is one more key per head, always
-  visible, whose value is zero: it takes weight but its column is dropped. The circuit
-  viewer calls this with recorded queries and keys, so the pattern it draws is the one
-  the model uses.
+  Queries are at positions first_query .. first_query + Q - 1 (every position when Q = L),
+  or with positions_B one per row at that position (Q = 1). The sink, where the model
+  has one, is one more key per head, always visible, whose value is zero: it takes
+  weight but its column is dropped. The circuit viewer calls this with recorded queries
+  and keys, so the pattern it draws is the one the model uses.
   """
   b, q, n_head, d_head = q_BxQxHxK.shape
   l = k_BxLxHxK.shape[1]
@@ -139,7 +145,7 @@ def attention_probs(q_BxQxHxK: jax.Array, k_BxLxHxK: jax.Array,
                               preferred_element_type=jnp.float32)
   scores_BxHxQxL /= math.sqrt(d_head)
   if positions_B is None:
-    causal = jnp.tril(jnp.ones((l, l), bool))
+    causal = jnp.arange(l)[None, :] <= first_query + jnp.arange(q)[:, None]
   else:
     causal = (jnp.arange(l) <= positions_B[:, None])[:, None, None]
   scores_BxHxQxL = jnp.where(causal, scores_BxHxQxL, -jnp.inf)
@@ -148,6 +154,22 @@ def attention_probs(q_BxQxHxK: jax.Array, k_BxLxHxK: jax.Array,
   sink_BxHxQx1 = jnp.broadcast_to(sink_H[None, :, None, None], (b, n_head, q, 1))
   probs = jax.nn.softmax(jnp.concatenate([scores_BxHxQxL, sink_BxHxQx1], -1), -1)
   return probs[..., :-1]
+
+
+def _mix(probs_BxHxQxL, v_BxLxHxK):
+  return jnp.einsum("bhqs,bshk->bqhk", probs_BxHxQxL.astype(v_BxLxHxK.dtype), v_BxLxHxK)
+
+
+def causal_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, sink_H=None) -> jax.Array:
+  """The attention output [B, L, H, K] for queries at every position, in QUERY_CHUNKS
+  query chunks when L divides into them (else in one)."""
+  l = q_BxLxHxK.shape[1]
+  chunks = QUERY_CHUNKS if l % QUERY_CHUNKS == 0 else 1
+  size = l // chunks
+  return jnp.concatenate([
+      _mix(attention_probs(q_BxLxHxK[:, start:start + size], k_BxLxHxK[:, :start + size],
+                           sink_H, first_query=start), v_BxLxHxK[:, :start + size])
+      for start in range(0, l, size)], axis=1)
 
 
 class Attention(nnx.Module):
@@ -173,9 +195,11 @@ class Attention(nnx.Module):
     k_BxLxHxK = split(hooks(f"{name}.k", self.k(x_BxLxD)))
     v_BxLxHxK = split(hooks(f"{name}.v", self.v(x_BxLxD)))
     sink_H = None if self.sink is None else self.sink[...]
-    probs_BxHxQxL = attention_probs(q_BxQxHxK, k_BxLxHxK, sink_H, positions_B)
-    mix_BxQxHxK = jnp.einsum("bhqs,bshk->bqhk", probs_BxHxQxL.astype(v_BxLxHxK.dtype),
-                             v_BxLxHxK)
+    if positions_B is None:
+      mix_BxQxHxK = causal_attention(q_BxQxHxK, k_BxLxHxK, v_BxLxHxK, sink_H)
+    else:
+      mix_BxQxHxK = _mix(attention_probs(q_BxQxHxK, k_BxLxHxK, sink_H, positions_B),
+                         v_BxLxHxK)
     return hooks(f"{name}.out", self.o(mix_BxQxHxK.reshape(b, q_in_BxQxD.shape[1], -1)),
                  positions_B)
 

@@ -142,3 +142,19 @@ def test_tanh_gelu_and_old_epsilon_stay_available():
   x = np.asarray(params["embed"]["embedding"][...], np.float64)[np.asarray(tokens)]
   np.testing.assert_allclose(rec["0.attn.in"],
                              x / np.sqrt(np.mean(x * x, -1, keepdims=True) + 1e-5), rtol=2e-6)
+
+
+def test_chunked_causal_attention_matches_the_whole_matrix():
+  """Query chunks against only their visible keys compute the same function as one
+  softmax over the whole masked score matrix (the masked keys add exact zeros); only the
+  order of float sums may differ, by an ulp."""
+  q, k, v = (jax.random.normal(jax.random.key(i), (2, 12, 3, 4)) for i in range(3))
+  sink_H = jnp.array([0.5, -1.0, 2.0])
+  whole = lambda l: jnp.einsum("bhqs,bshk->bqhk",
+                               model.attention_probs(q[:, :l], k[:, :l], sink_H), v[:, :l])
+  assert model.QUERY_CHUNKS > 1 and 12 % model.QUERY_CHUNKS == 0
+  chex.assert_trees_all_close(model.causal_attention(q, k, v, sink_H), whole(12),
+                              atol=1e-6, rtol=1e-6)
+  # A length the chunks do not divide runs as one chunk: the very same computation.
+  chex.assert_trees_all_equal(
+      model.causal_attention(q[:, :11], k[:, :11], v[:, :11], sink_H), whole(11))

@@ -44,7 +44,8 @@ def model_flops_per_token(m: ml_collections.ConfigDict, vocab: int) -> float:
   """6 x (non-embedding matmul weights + unembedding) + nanoGPT's attention term.
 
   Attention: 12 x n_layer x n_ctx x (n_head x d_head), i.e. QK^T and PV forward and
-  backward over the full (unmasked) n_ctx x n_ctx score matrix, as the step computes it.
+  backward over the full (unmasked) n_ctx x n_ctx score matrix: nanoGPT's count, kept so
+  that MFUs compare across changes (the step computes 10/16 of it, model.QUERY_CHUNKS).
   """
   hk = m.n_head * m.d_head
   per_layer = 4 * m.d_model * hk + 2 * m.d_model * m.d_mlp

@@ -92,9 +92,11 @@ PRUNE_BAD = {
     "beta2": _FRACTION,
     "weight_decay": _NON_NEGATIVE,
     "init_noise": _NON_NEGATIVE,
+    "edge_coef": _NON_NEGATIVE,
     "init_bias": (-1.0, 1.5, _NAN, "0.1"),
     "ablation": ("median", 0),
-    **{k: _BOOL for k in ("tie_qk", "freeze_norms", "calibrate", "faithfulness")},
+    **{k: _BOOL for k in ("tie_qk", "freeze_norms", "calibrate", "faithfulness",
+                          "null_search")},
 }
 
 SCHEMAS = {"config": (config, CONFIG_BAD, "config."),

@@ -293,3 +293,52 @@ def test_the_planted_nodes_come_back_with_partial_ablation(planted, tmp_path):
     cli.main(run.workdir, pairs=str(pairs), name="partial", cfg=cfg, say=lambda _: None)
   c = circuit_lib.load(pipeline.circuit_path(run.workdir, "partial"))
   assert set(c.nodes) == PLANTED
+
+
+def test_the_edge_term_costs_edge_coef_per_kept_edge(pruned, planted):
+  """Both steps of a 2-step run keep every node (tau starts at init_bias > 0): step 1's loss
+  is the task loss plus k_coef per node plus edge_coef per nonzero kernel weight; step 0
+  has no edge term yet (it ramps up over optimize.EDGE_RAMP of the horizon)."""
+  data, _ = pruned
+  run, _ = planted
+  layout = Layout(run.config.model)
+  train = resolve.padded(data.train, run.config.model.n_ctx)
+  problem = optimize.Problem(run.params, jnp.zeros(layout.n_nodes), train)
+  nonzero = sum(int(jnp.sum(run.params["blocks"][0][m][p]["kernel"][...] != 0))
+                for m, p in (("attn", "q"), ("attn", "k"), ("attn", "v"), ("attn", "o"),
+                             ("mlp", "up"), ("mlp", "down")))
+  k_coef = 1e-3
+  for edge_coef in (0.0, 1e-4):
+    trained = optimize.train_masks(run.graphdef, layout, _prune_config(edge_coef=edge_coef),
+                                   problem, optimize.runs((k_coef,), (0,)), steps=2)
+    np.testing.assert_array_equal(trained.kept_T[0], [layout.n_nodes] * 2)
+    np.testing.assert_allclose(
+        trained.loss_T[0] - trained.task_loss_T[0],
+        [k_coef * layout.n_nodes, k_coef * layout.n_nodes + edge_coef * nonzero], rtol=1e-5)
+
+
+def test_the_planted_nodes_come_back_with_an_edge_penalty(planted):
+  run, pairs = planted
+  cfg = _prune_config(edge_coef=1e-3, faithfulness=False)
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(node_means, "validation_windows", _windows)
+    cli.main(run.workdir, pairs=str(pairs), name="edges", cfg=cfg, say=lambda _: None)
+  c = circuit_lib.load(pipeline.circuit_path(run.workdir, "edges"))
+  assert set(c.nodes) == PLANTED
+  assert {r["edge_coef"] for r in c.metrics["search"]} != {1e-3}  # drawn around it
+
+
+def test_searched_nulls_get_the_tasks_search(planted):
+  """With prune.null_search each null runs the recipe search at prune.budget_s; the
+  re-initialised model has no mechanism, so no circuit reaches the target."""
+  run, pairs = planted
+  cfg = _prune_config(null_search=True, budget_s=5.0)
+  said = []
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setattr(node_means, "validation_windows", _windows)
+    cli.main(run.workdir, pairs=str(pairs), name="nulls", cfg=cfg, say=said.append)
+  nulls = circuit_lib.load(pipeline.circuit_path(run.workdir, "nulls")).metrics["nulls"]
+  assert {n["recipe"] for n in nulls.values()} == {"search"}
+  assert nulls["reinitialised_model"]["nodes"] is None
+  assert nulls["nonsense_task"]["full_model_loss"] > cfg.target_loss
+  assert sum("reinitialised_model null: search:" in line for line in said) == 1

@@ -25,15 +25,19 @@ def test_budget_to_steps_rule(seconds, step_s, want):
 
 def test_candidates_are_drawn_within_the_spread_of_the_centres():
   cfg = prune_config.defaults()
+  cfg.edge_coef = 1e-3
   drawn = search.candidates(cfg, 64)
   assert drawn == search.candidates(cfg, 64)  # deterministic
   assert [c["seed"] for c in drawn] == list(range(64))
   centre = {"k_coef": cfg.k_coefs[0], "learning_rate": cfg.learning_rate,
-            "init_bias": cfg.init_bias, "temperature": cfg.temperature}
+            "init_bias": cfg.init_bias, "temperature": cfg.temperature,
+            "edge_coef": cfg.edge_coef}
   for key, (low, high) in search.SPREAD.items():
     factor = np.log10([c[key] / centre[key] for c in drawn])
     assert low - 1e-6 <= factor.min() and factor.max() <= high + 1e-6, key
     assert factor.max() - factor.min() > 0.5 * (high - low), key  # spread, not one point
+  cfg.edge_coef = 0.0  # no edge term: none drawn
+  assert {c["edge_coef"] for c in search.candidates(cfg, 8)} == {0.0}
 
 
 def test_partial_ablation_never_ablates_the_circuit_and_the_rest_at_rate_q():

@@ -102,6 +102,30 @@ def test_edges_are_the_nonzero_weights_between_kept_nodes():
   assert found == {("blocks.0.mlp.up.kernel", (2, 5)), ("blocks.0.mlp.down.kernel", (5, 1))}
 
 
+def test_edge_count_equals_the_listed_edges_and_its_gradient_counts_kept_neighbours():
+  cfg = _model_cfg()
+  _, params = model.init(cfg, jax.random.key(0))
+  # Zero half of every kernel's entries, so the count must skip the zeros.
+  params = jax.tree.map(lambda x: x * (jax.random.uniform(jax.random.key(1), x.shape) < 0.5)
+                        if x.ndim == 2 else x, params)
+  layout = Layout(cfg.model)
+  keep_N = (jax.random.uniform(jax.random.key(2), (layout.n_nodes,)) < 0.4).astype(
+      jnp.float32)
+  kept = np.flatnonzero(np.asarray(keep_N))
+  listed = edges_lib.between(params, layout, kept)
+  assert len(listed) > 0
+  count, grad_N = jax.jit(jax.value_and_grad(
+      lambda k: edges_lib.count(params, layout, k)))(keep_N)
+  assert int(count) == len(listed)
+  # A node's gradient is the number of edges it would have with the kept nodes.
+  for n in (layout.by_name["0.mlp.in"].start + 1, layout.by_name["1.attn.v"].start + 2):
+    flipped_N = keep_N.at[n].set(1.0 - keep_N[n])
+    with_n, without_n = sorted([keep_N, flipped_N], key=lambda k: -float(k[n]))
+    expected = (len(edges_lib.between(params, layout, np.flatnonzero(with_n)))
+                - len(edges_lib.between(params, layout, np.flatnonzero(without_n))))
+    assert float(grad_N[n]) == expected
+
+
 def test_calibration_fits_scale_and_shift_and_never_hurts():
   rng = np.random.default_rng(0)
   margin = rng.normal(0.3, 0.5, 64).astype(np.float32)  # weak and biased to token 7

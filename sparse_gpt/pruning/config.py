@@ -23,6 +23,7 @@ def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.budget_s = 30.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
   c.k_coefs = (1e-4,)  # loss per kept node (the first is the search's centre)
+  c.edge_coef = 0.0  # loss per kept edge (edges.count; the search's centre for it)
   c.seeds = (0,)  # seeds of the mask initialisation noise (the first seeds the search)
   c.steps = 100  # with budget_s=0
   c.learning_rate = 3e-3  # AdamW, linear decay to 0, no warmup
@@ -48,6 +49,8 @@ def defaults() -> ml_collections.ConfigDict:
   c.calibration_steps = 16  # L-BFGS steps
   c.faithfulness = True  # run the held-out, necessity, zero-ablation and null checks
   c.null_steps = 50  # pruning steps of the two null baselines; 0 skips them
+  # The nulls each get the task's own search and budget instead (prune.budget_s each).
+  c.null_search = False
   c.mean_windows = 32  # validation windows of n_ctx tokens that node means average
   return c
 
@@ -76,10 +79,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     v.number(key, 0, open_low=True)
   for key in ("beta1", "beta2"):
     v.number(key, 0, 1, open_high=True)
-  for key in ("weight_decay", "init_noise"):
+  for key in ("weight_decay", "init_noise", "edge_coef"):
     v.number(key, 0)
   v.number("init_bias", -1, 1, open_low=True, hint=" (tau is clamped to [-1, 1])")
   v.choice("ablation", ABLATIONS)
-  for key in ("tie_qk", "freeze_norms", "calibrate", "faithfulness"):
+  for key in ("tie_qk", "freeze_norms", "calibrate", "faithfulness", "null_search"):
     v.boolean(key)
   v.number("partial_ablation", 0, 1, open_high=True)

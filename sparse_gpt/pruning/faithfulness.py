@@ -6,8 +6,9 @@ interchange  the circuit's nodes from the pair's other prompt: the answer should
              them (interchange.py)
 necessity    ablate only the circuit: the loss should rise toward chance (ln 2)
 zero         the circuit with zero instead of mean ablation
-nulls      the same pruning on a nonsense task and on a re-initialised model: how many
-           nodes each needs for the same target (nulls.py)
+nulls        the same pruning on a nonsense task and on a re-initialised model: how many
+             nodes each needs for the same target (nulls.py); with prune.null_search,
+             each null gets the task's own recipe search and budget
 """
 
 import math
@@ -19,6 +20,7 @@ from sparse_gpt.pruning import interchange
 from sparse_gpt.pruning import nulls
 from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning import partial
+from sparse_gpt.pruning import search
 from sparse_gpt.pruning.calibrate import Calibration
 from sparse_gpt.pruning.subject import Subject, scored
 from sparse_gpt.tasks.resolve import TaskBatch
@@ -83,4 +85,35 @@ def null_sizes(subject: Subject, reinit: Subject, train: TaskBatch, cfg) -> dict
     out[name] = {"nodes": None if keep_N is None else int(jnp.sum(keep_N)), "loss": loss,
                  "full_model_loss": who.loss(who.everything(), pairs, fill)[0],
                  "final_train_task_loss": float(trained.task_loss_T[r, -1])}
+  return out
+
+
+def searched_null_sizes(subject: Subject, reinit: Subject, sets, cfg, n_ctx: int,
+                        clock) -> dict:
+  """null_sizes' record for each null, found by search.run with the task's own config
+  (prune.budget_s each): the nulls get the same search and budget as the real circuit.
+
+  `sets` is the task's ((train, fill), (validation, validation_fill)); the nonsense null
+  relabels both splits, the re-initialised model keeps them and takes its own fill.
+  """
+  (train, fill), (validation, validation_fill) = sets
+  nonsense_sets = ((nulls.nonsense_labels(train), fill),
+                   (nulls.nonsense_labels(validation), validation_fill))
+  reinit_sets = ((train, reinit.fill(train)), (validation, reinit.fill(validation)))
+  out = {}
+  for name, who, null_sets in (("nonsense_task", subject, nonsense_sets),
+                               ("reinitialised_model", reinit, reinit_sets)):
+    (pairs, pairs_fill), (held, held_fill) = null_sets
+    problem = optimize.bucketed(optimize.Problem(who.params, pairs_fill, pairs,
+                                                 who.norms(pairs)), cfg.batch_pairs, n_ctx)
+    say = lambda message, name=name: clock(f"{name} null: {message}")
+    try:
+      found = search.run(who, problem, null_sets, cfg, say)
+      nodes, loss = int(jnp.sum(found.sized.keep_N)), found.sized.loss
+    except search.NoCircuit:
+      nodes, loss = None, None
+    out[name] = {"nodes": nodes, "loss": loss, "recipe": "search",
+                 "full_model_loss": who.loss(who.everything(), held, held_fill)[0]}
+    say(f"{'no circuit' if nodes is None else f'{nodes} nodes'} reaches the target "
+        f"(full model {out[name]['full_model_loss']:.4f} on the validation split)")
   return out

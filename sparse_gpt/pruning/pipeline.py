@@ -178,7 +178,11 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
                                                      cfg.partial_ablation)
     clock(f"held-out loss {metrics['heldout']['circuit_loss']:.4f}, necessity loss "
           f"{metrics['heldout']['necessity_loss']:.4f}")
-  if cfg.faithfulness and cfg.null_steps:
+  if cfg.faithfulness and cfg.null_search:
+    clock("searching the two null baselines at the task's budget")
+    metrics["nulls"] = faithfulness.searched_null_sizes(
+        subject, _reinitialised(run, layout, cfg), sets, cfg, n_ctx, clock)
+  elif cfg.faithfulness and cfg.null_steps:
     clock("pruning the two null baselines")
     metrics["nulls"] = faithfulness.null_sizes(subject, _reinitialised(run, layout, cfg),
                                                train, cfg)

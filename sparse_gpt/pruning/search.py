@@ -38,13 +38,17 @@ from sparse_gpt.pruning.subject import Subject, scored
 # Measured on the demo model: a circuit a tenth of the default's size needs a k_coef
 # 10-100x the paper's centre and, in a few hundred steps, a larger learning rate.
 SPREAD = {"k_coef": (0.5, 2.0), "learning_rate": (0.0, 1.0), "init_bias": (-0.5, 0.3),
-          "temperature": (-0.3, 0.3)}
+          "temperature": (-0.3, 0.3), "edge_coef": (-1.0, 1.0)}
 CHUNK = 2  # runs per vmapped call
 # Fewer and the halving judges settings before they have acted: on the demo model a
 # node's tau needs tens of steps to cross 0, and circuits kept shrinking to 600 steps.
 MIN_RUNG_STEPS = 100
 MAX_RUNGS = 3  # so at most 2 * 2**2 = 8 candidates
 PROBE_STEPS = 3  # steps timed, after a compiling call, to measure the step time
+
+
+class NoCircuit(UserError):
+  """No candidate's ordering reaches the target on the validation split."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +83,8 @@ def candidates(cfg, n: int) -> list[dict]:
   """n settings drawn log-uniformly in SPREAD around the config's, and their seeds."""
   rng = np.random.default_rng(cfg.seeds[0])
   centre = {"k_coef": cfg.k_coefs[0], "learning_rate": cfg.learning_rate,
-            "init_bias": cfg.init_bias, "temperature": cfg.temperature}
+            "init_bias": cfg.init_bias, "temperature": cfg.temperature,
+            "edge_coef": cfg.edge_coef}
   out = []
   for i in range(n):
     c = {k: float(centre[k] * 10**rng.uniform(*SPREAD[k])) for k in SPREAD}
@@ -92,7 +97,8 @@ def _specs(settings: list[dict]) -> optimize.RunSpec:
   arr = lambda k: jnp.array([s[k] for s in settings], jnp.float32)
   return optimize.RunSpec(arr("k_coef"), jnp.stack([jax.random.key(s["seed"])
                                                     for s in settings]),
-                          arr("learning_rate"), arr("init_bias"), arr("temperature"))
+                          arr("learning_rate"), arr("init_bias"), arr("temperature"),
+                          arr("edge_coef"))
 
 
 @dataclasses.dataclass
@@ -182,7 +188,8 @@ def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result
     chunk_step_s = None
     the_plan = Plan(len(cfg.k_coefs) * len(cfg.seeds), cfg.steps, 1)
     settings = [{"k_coef": float(k), "learning_rate": cfg.learning_rate,
-                 "init_bias": cfg.init_bias, "temperature": cfg.temperature, "seed": s}
+                 "init_bias": cfg.init_bias, "temperature": cfg.temperature,
+                 "edge_coef": cfg.edge_coef, "seed": s}
                 for s in cfg.seeds for k in cfg.k_coefs]
     chunk = len(settings)
   clock(f"search: {the_plan.candidates} candidate(s), {the_plan.rungs} rung(s) of "
@@ -222,7 +229,7 @@ def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result
                       circuit_validation_loss=None if sized[i] is None else sized[i].loss)
   finished = [i for i in alive if sized[i] is not None]
   if not finished:  # even the full model, calibrated on the training pairs, misses it
-    raise UserError(f"no circuit reaches prune.target_loss={cfg.target_loss} on the "
+    raise NoCircuit(f"no circuit reaches prune.target_loss={cfg.target_loss} on the "
                     "validation split, not even the whole model with its logit "
                     "calibration; raise the target or try prune.calibrate=False.")
   best = min(finished, key=lambda i: (records[i]["circuit_nodes"],

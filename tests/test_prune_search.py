@@ -25,15 +25,17 @@ def test_budget_to_steps_rule(seconds, step_s, want):
 
 def test_candidates_are_drawn_within_the_spread_of_the_centres():
   cfg = prune_config.defaults()
-  cfg.edge_coef = 1e-3
   drawn = search.candidates(cfg, 64)
   assert drawn == search.candidates(cfg, 64)  # deterministic
-  assert [c["seed"] for c in drawn] == list(range(64))
+  assert [c["seed"] for c in drawn] == [i // 2 for i in range(64)]
+  # Each setting twice: with its edge term, then without.
+  for with_edges, without in zip(drawn[::2], drawn[1::2]):
+    assert without == dict(with_edges, edge_coef=0.0) and with_edges["edge_coef"] > 0
   centre = {"k_coef": cfg.k_coefs[0], "learning_rate": cfg.learning_rate,
             "init_bias": cfg.init_bias, "temperature": cfg.temperature,
             "edge_coef": cfg.edge_coef}
   for key, (low, high) in search.SPREAD.items():
-    factor = np.log10([c[key] / centre[key] for c in drawn])
+    factor = np.log10([c[key] / centre[key] for c in drawn[::2]])
     assert low - 1e-6 <= factor.min() and factor.max() <= high + 1e-6, key
     assert factor.max() - factor.min() > 0.5 * (high - low), key  # spread, not one point
   cfg.edge_coef = 0.0  # no edge term: none drawn
@@ -55,12 +57,18 @@ def test_partial_ablation_never_ablates_the_circuit_and_the_rest_at_rate_q():
 
 def test_halving_keeps_the_settings_that_pass_on_validation_not_on_training():
   records = [
-      # Fits its training pairs with 3 nodes, fails validation: an over-fit.
-      {"learned_nodes": 3, "learned_validation_loss": 0.9, "final_task_loss": 0.01},
-      {"learned_nodes": 40, "learned_validation_loss": 0.12, "final_task_loss": 0.14},
-      {"learned_nodes": 20, "learned_validation_loss": 0.14, "final_task_loss": 0.30},
-      {"learned_nodes": 5, "learned_validation_loss": 0.50, "final_task_loss": 0.02},
+      # Fits its training pairs with 3 nodes, no circuit of it reaches the target on
+      # validation: an over-fit.
+      {"learned_validation_loss": 0.9, "final_task_loss": 0.01, "circuit_nodes": None,
+       "circuit_validation_loss": None},
+      {"learned_validation_loss": 0.12, "final_task_loss": 0.14, "circuit_nodes": 40,
+       "circuit_validation_loss": 0.11},
+      # Its learned circuit misses the target, yet bisection sizes it smallest.
+      {"learned_validation_loss": 0.25, "final_task_loss": 0.30, "circuit_nodes": 20,
+       "circuit_validation_loss": 0.14},
+      {"learned_validation_loss": 0.50, "final_task_loss": 0.02, "circuit_nodes": None,
+       "circuit_validation_loss": None},
   ]
-  assert search.halve([0, 1, 2, 3], records, 0.15) == [2, 1]
-  # Among failures the lower validation loss goes first.
-  assert search.halve([0, 3], records, 0.15) == [3]
+  assert search.halve([0, 1, 2, 3], records) == [2, 1]
+  # Among the unsized the lower validation loss goes first.
+  assert search.halve([0, 3], records) == [3]

@@ -21,9 +21,9 @@ ABLATIONS = ("mean", "zero", "resample")
 
 def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.budget_s = 30.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
+  c.budget_s = 60.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
   c.k_coefs = (1e-4,)  # loss per kept node (the first is the search's centre)
-  c.edge_coef = 0.0  # loss per kept edge (edges.count; the search's centre for it)
+  c.edge_coef = 2e-3  # loss per kept edge (edges.count), the search's centre; 0: off
   c.seeds = (0,)  # seeds of the mask initialisation noise (the first seeds the search)
   c.steps = 100  # with budget_s=0
   c.learning_rate = 3e-3  # AdamW, linear decay to 0, no warmup
@@ -36,7 +36,10 @@ def defaults() -> ml_collections.ConfigDict:
   c.temperature = 1.0  # of the sigmoid whose derivative stands in for Heaviside's
   c.batch_pairs = 16  # pairs per step (two sequences each); the paper uses 64
   c.train_pairs = 64  # the training split: pruned on, bisected on, calibrated on
-  c.validation_pairs = 64  # the split the circuit is sized and the search decided on
+  # The split the circuit is sized and the search decided on. The smallest circuit that
+  # passes a noisy split passes it by luck as often as not: at 64 pairs the demo's quote
+  # circuit was sized at 0.116 and scored 0.175 on held-out pairs; at 256, 0.146 and 0.151.
+  c.validation_pairs = 256
   c.heldout_pairs = 64  # the held-out split of the faithfulness battery
   c.pair_seed = 0  # seed of the task's pair generator
   c.target_loss = 0.15  # per-sequence mean task loss the circuit must reach

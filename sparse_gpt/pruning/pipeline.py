@@ -166,7 +166,8 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
              "validation": {"full_model_loss": full_validation,
                             "circuit_loss": scored(at_k, validation, calibration)[0],
                             "circuit_loss_raw": scored(at_k, validation)[0]},
-             "runs": [_run_entry(r) for r in found.records if "circuit_nodes" in r],
+             "runs": [_run_entry(r) for r in found.records
+                      if r["rung"] == found.budget["rungs"] - 1],
              "search": found.records,
              "curve": curve(found.sized.points, validation, calibration)}
   if cfg.budget_s:

@@ -93,6 +93,7 @@ PRUNE_BAD = {
     "weight_decay": _NON_NEGATIVE,
     "init_noise": _NON_NEGATIVE,
     "edge_coef": _NON_NEGATIVE,
+    "sizing_z": _NON_NEGATIVE,
     "init_bias": (-1.0, 1.5, _NAN, "0.1"),
     "ablation": ("median", 0),
     **{k: _BOOL for k in ("tie_qk", "freeze_norms", "calibrate", "faithfulness",

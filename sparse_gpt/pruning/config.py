@@ -43,6 +43,9 @@ def defaults() -> ml_collections.ConfigDict:
   c.heldout_pairs = 64  # the held-out split of the faithfulness battery
   c.pair_seed = 0  # seed of the task's pair generator
   c.target_loss = 0.15  # per-sequence mean task loss the circuit must reach
+  # Standard errors (over validation pairs) added to the loss before sizing compares it
+  # with the target: one-sided 95%. 0: the mean alone.
+  c.sizing_z = 1.645
   c.ablation = "mean"  # what a dropped node becomes: "mean", "zero" or "resample"
   c.tie_qk = False  # one mask parameter for query channel c of head h and its key
   # Every RMSNorm divides by the unablated model's RMS (docs/method.md section 9).
@@ -82,7 +85,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     v.number(key, 0, open_low=True)
   for key in ("beta1", "beta2"):
     v.number(key, 0, 1, open_high=True)
-  for key in ("weight_decay", "init_noise", "edge_coef"):
+  for key in ("weight_decay", "init_noise", "edge_coef", "sizing_z"):
     v.number(key, 0)
   v.number("init_bias", -1, 1, open_low=True, hint=" (tau is clamped to [-1, 1])")
   v.choice("ablation", ABLATIONS)

@@ -152,8 +152,8 @@ def prune(run, data: TaskData, cfg, say=progress.say) -> circuit_lib.Circuit:
   sets = ((train, fill), (validation, validation_fill))
   found = search.run(subject, problem, sets, cfg, clock)
   keep_N = found.sized.keep_N
-  clock(f"smallest circuit: {_count(keep_N)} nodes, validation loss {found.sized.loss:.4f}"
-        f"{' (calibrated)' if cfg.calibrate else ''}")
+  clock(f"smallest circuit: {_count(keep_N)} nodes, validation loss + {cfg.sizing_z:g} "
+        f"s.e. {found.sized.loss:.4f}{' (calibrated)' if cfg.calibrate else ''}")
 
   logits = subject.candidates(keep_N, train, fill)
   at_k = found.sized.points[_count(keep_N)]

@@ -42,6 +42,17 @@ def scored(candidates, batch: TaskBatch,
   return float(loss), float(accuracy)
 
 
+def upper_bound(candidates, batch: TaskBatch, calibration: Calibration, z: float) -> float:
+  """The mean task loss of Subject.candidates' logits (calibrated) plus z standard errors
+  of it. A pair's two sequences share their pattern, so pairs are the independent draws."""
+  correct_B, incorrect_B = candidates
+  loss_P = loss_lib.binary_losses(calibration.apply(correct_B, batch.correct_B),
+                                  calibration.apply(incorrect_B, batch.incorrect_B)
+                                  ).reshape(-1, 2).mean(axis=1)
+  error = jnp.std(loss_P, ddof=1) / jnp.sqrt(loss_P.size) if loss_P.size > 1 else 0.0
+  return float(jnp.mean(loss_P) + z * error)
+
+
 @dataclasses.dataclass(frozen=True)
 class Subject:
   """Scores the model with any set of nodes ablated; the programs are compiled once."""

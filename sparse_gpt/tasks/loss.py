@@ -8,14 +8,18 @@ import jax
 import jax.numpy as jnp
 
 
+def binary_losses(correct_B: jax.Array, incorrect_B: jax.Array) -> jax.Array:
+  """loss_B: each row's cross-entropy of a softmax over its two candidate logits."""
+  margin_B = correct_B.astype(jnp.float32) - incorrect_B.astype(jnp.float32)
+  # -log softmax([c, i])[0] = log(1 + exp(i - c)) = softplus(-margin).
+  return jax.nn.softplus(-margin_B)
+
+
 def binary_loss(correct_B: jax.Array,
                 incorrect_B: jax.Array) -> tuple[jax.Array, jax.Array]:
   """(mean cross-entropy, accuracy) of a softmax over two candidate logits."""
-  margin_B = correct_B.astype(jnp.float32) - incorrect_B.astype(jnp.float32)
-  # -log softmax([c, i])[0] = log(1 + exp(i - c)) = softplus(-margin).
-  loss = jnp.mean(jax.nn.softplus(-margin_B))
-  accuracy = jnp.mean((margin_B > 0).astype(jnp.float32))
-  return loss, accuracy
+  accuracy = jnp.mean((correct_B.astype(jnp.float32) > incorrect_B).astype(jnp.float32))
+  return jnp.mean(binary_losses(correct_B, incorrect_B)), accuracy
 
 
 def candidate_logits(last_logits_BxV: jax.Array, correct_B: jax.Array,

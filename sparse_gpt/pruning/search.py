@@ -15,9 +15,10 @@ instead dropped every run with the edge term at rung 0: their learned circuits s
 above the target, raw, while bisection sized them smaller than the plain runs'.)
 
 prune.budget_s is the seconds of mask training, planned from a timed step after the
-program is compiled: compilation and the sizing and scoring forwards come on top (on
-2 cores, about 20 s and 10 s for the demo model), so the budget buys steps whatever
-the compiler costs.
+program is compiled: compilation and the sizing and scoring forwards come on top, so the
+budget buys steps whatever the compiler costs. On 2 cores, for the demo model at 60 s:
+the whole search took 96-101 s on single_double_quote and while_return_true, and 154 s on
+indent_for, whose over-pruned edge runs size through long doublings at rung 0.
 
 With prune.budget_s = 0 nothing is searched: the k_coefs x seeds runs train prune.steps
 steps with the config's settings, as one rung, and are all sized.

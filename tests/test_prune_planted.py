@@ -333,3 +333,5 @@ def test_searched_nulls_get_the_tasks_search(planted):
   assert nulls["reinitialised_model"]["nodes"] is None
   assert nulls["nonsense_task"]["full_model_loss"] > cfg.target_loss
   assert sum("reinitialised_model null: search:" in line for line in said) == 1
+  summary = render.summary(circuit_lib.load(pipeline.circuit_path(run.workdir, "nulls")))
+  assert "nulls at the same target and the same search budget:" in summary

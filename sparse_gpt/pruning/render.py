@@ -56,7 +56,9 @@ def summary(c: Circuit) -> str:
           f"  interchange (circuit nodes from the other prompt): "
           f"{h['interchange_flip_rate']:.0%} of answers follow them"]
   if "nulls" in m:
-    lines.append(f"  nulls at the same target: {_nulls(m)}")
+    searched = any(null.get("recipe") == "search" for null in m["nulls"].values())
+    budget = " and the same search budget" if searched else ""
+    lines.append(f"  nulls at the same target{budget}: {_nulls(m)}")
   return "\n".join(lines)
 
 

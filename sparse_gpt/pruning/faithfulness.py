@@ -103,7 +103,7 @@ def searched_null_sizes(subject: Subject, reinit: Subject, sets, cfg, n_ctx: int
   out = {}
   for name, who, null_sets in (("nonsense_task", subject, nonsense_sets),
                                ("reinitialised_model", reinit, reinit_sets)):
-    (pairs, pairs_fill), (held, held_fill) = null_sets
+    (pairs, pairs_fill), (sizing_pairs, sizing_fill) = null_sets
     problem = optimize.bucketed(optimize.Problem(who.params, pairs_fill, pairs,
                                                  who.norms(pairs)), cfg.batch_pairs, n_ctx)
     say = lambda message, name=name: clock(f"{name} null: {message}")
@@ -113,7 +113,7 @@ def searched_null_sizes(subject: Subject, reinit: Subject, sets, cfg, n_ctx: int
     except search.NoCircuit:
       nodes, loss = None, None
     out[name] = {"nodes": nodes, "loss": loss, "recipe": "search",
-                 "full_model_loss": who.loss(who.everything(), held, held_fill)[0]}
+                 "full_model_loss": who.loss(who.everything(), sizing_pairs, sizing_fill)[0]}
     say(f"{'no circuit' if nodes is None else f'{nodes} nodes'} reaches the target "
         f"(full model {out[name]['full_model_loss']:.4f} on the validation split)")
   return out

@@ -21,7 +21,7 @@ ABLATIONS = ("mean", "zero", "resample")
 
 def defaults() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.budget_s = 60.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
+  c.budget_s = 30.0  # seconds of mask training per task (search.py); 0: k_coefs x seeds, steps
   c.k_coefs = (1e-4,)  # loss per kept node (the first is the search's centre)
   c.edge_coef = 2e-3  # loss per kept edge (edges.count), the search's centre; 0: off
   c.seeds = (0,)  # seeds of the mask initialisation noise (the first seeds the search)

@@ -160,9 +160,11 @@ def test_faithfulness_battery_is_recorded(pruned):
   assert h["necessity_loss"] > 0.6  # without the three nodes the answer is a coin flip
   for null in ("nonsense_task", "reinitialised_model"):
     assert set(c.metrics["nulls"][null]) >= {"nodes", "loss", "full_model_loss"}
+    assert c.metrics["nulls"][null]["sized_on"] == "train"
   assert c.metrics["nulls"]["reinitialised_model"]["nodes"] is None
   text = render.summary(c) + render.text(c)
   assert "0.attn.v[h0.0]" in text and "+20.0000" in text
+  assert f"{h['circuit_loss']:.4f} +- {h['circuit_loss_se']:.4f}" in text
 
 
 def test_a_saved_circuit_reloads_to_its_recorded_loss(pruned, planted, tmp_path):
@@ -330,6 +332,10 @@ def test_searched_nulls_get_the_tasks_search(planted):
     cli.main(run.workdir, pairs=str(pairs), name="nulls", cfg=cfg, say=said.append)
   nulls = circuit_lib.load(pipeline.circuit_path(run.workdir, "nulls")).metrics["nulls"]
   assert {n["recipe"] for n in nulls.values()} == {"search"}
+  # Random labels per prompt cannot carry over to validation pairs: the nonsense null is
+  # the search's memorisation test, on the training pairs.
+  assert [nulls[n]["sized_on"] for n in ("nonsense_task", "reinitialised_model")] == [
+      "train", "validation"]
   assert nulls["reinitialised_model"]["nodes"] is None
   assert nulls["nonsense_task"]["full_model_loss"] > cfg.target_loss
   assert sum("reinitialised_model null: search:" in line for line in said) == 1

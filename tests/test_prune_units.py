@@ -18,6 +18,7 @@ from sparse_gpt.pruning import config as prune_config
 from sparse_gpt.pruning import edges as edges_lib
 from sparse_gpt.pruning import exact_size
 from sparse_gpt.pruning import nulls
+from sparse_gpt.pruning import subject as subject_lib
 from sparse_gpt.pruning.nodes import Layout, Node
 from sparse_gpt.pruning.surrogate import heaviside
 from sparse_gpt.tasks.loss import binary_loss
@@ -143,16 +144,33 @@ def test_calibration_fits_scale_and_shift_and_never_hurts():
   np.testing.assert_allclose(cal.apply(logits)[..., 7], cal.scale + cal.shift.get(7, 0.0))
 
 
-def test_nonsense_labels_depend_only_on_the_last_token():
-  tokens = jnp.array([[5, 1, 0], [6, 1, 0], [5, 2, 0], [6, 2, 0], [7, 3, 4]] * 8)
-  pairs = TaskBatch(tokens, jnp.array([1, 1, 1, 1, 2] * 8),
-                    jnp.array([10, 11, 10, 11, 10] * 8), jnp.array([11, 10, 11, 10, 11] * 8))
-  nonsense = nulls.nonsense_labels(pairs)
-  last = np.asarray(tokens)[np.arange(40), np.asarray(pairs.last_B)]
-  for t in set(last.tolist()):
-    assert len(set(np.asarray(nonsense.correct_B)[last == t].tolist())) == 1
-  np.testing.assert_array_equal(nonsense.correct_B + nonsense.incorrect_B, 21)
-  assert len(set(np.asarray(nonsense.correct_B).tolist())) == 2  # not constant
+def test_the_loss_error_counts_pairs_not_sequences():
+  margins_B = np.array([0.0, 0.0, 30.0, 30.0, 0.0, 30.0])  # pair losses ln 2, 0, ln 2 / 2
+  batch = TaskBatch(jnp.zeros((6, 2), jnp.int32), jnp.zeros(6, jnp.int32),
+                    jnp.zeros(6, jnp.int32), jnp.ones(6, jnp.int32))
+  logits = (jnp.asarray(margins_B), jnp.zeros(6))
+  pair_P = np.log1p(np.exp(-margins_B)).reshape(3, 2).mean(axis=1)
+  mean, error = subject_lib.mean_and_error(logits, batch)
+  np.testing.assert_allclose(mean, np.log(2) / 2, rtol=1e-6)
+  np.testing.assert_allclose(error, np.std(pair_P, ddof=1) / np.sqrt(3), rtol=1e-5)
+  np.testing.assert_allclose(subject_lib.upper_bound(logits, batch, calibrate.IDENTITY, 2.0),
+                             mean + 2 * error, rtol=1e-6)
+
+
+def test_nonsense_labels_are_fixed_per_prompt_and_vary_when_prompts_end_alike():
+  # 40 distinct prompts that all end in token 9 (as while_return_true's end in " True"),
+  # then each again with other tokens after its last one.
+  prompts = np.array([[a, b, 9, 0] for a in range(1, 6) for b in range(1, 9)])
+  tokens = jnp.asarray(np.concatenate([prompts, prompts + [0, 0, 0, 3]]))
+  pairs = TaskBatch(tokens, jnp.full(80, 2), jnp.array([10, 11] * 40),
+                    jnp.array([11, 10] * 40))
+  correct_B = np.asarray(nulls.nonsense_labels(pairs).correct_B)
+  np.testing.assert_array_equal(correct_B[:40], correct_B[40:])  # only the prompt counts
+  np.testing.assert_array_equal(correct_B + np.asarray(
+      nulls.nonsense_labels(pairs).incorrect_B), 21)
+  assert 10 <= np.sum(correct_B[:40] == 10) <= 30  # about half each, not one constant
+  other_seed = np.asarray(nulls.nonsense_labels(pairs, seed=1).correct_B)
+  assert np.any(other_seed != correct_B)
 
 
 def test_launcher_errors_are_one_line_user_errors(tmp_path):

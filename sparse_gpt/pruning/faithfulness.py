@@ -22,7 +22,7 @@ from sparse_gpt.pruning import optimize
 from sparse_gpt.pruning import partial
 from sparse_gpt.pruning import search
 from sparse_gpt.pruning.calibrate import Calibration
-from sparse_gpt.pruning.subject import Subject, scored
+from sparse_gpt.pruning.subject import Subject, mean_and_error, scored
 from sparse_gpt.tasks.resolve import TaskBatch
 
 CHANCE = math.log(2)
@@ -39,13 +39,15 @@ def heldout_checks(subject: Subject, keep_N, calibration: Calibration, heldout: 
   logits = subject.candidates(keep_N, heldout, fill)
   raw, _ = scored(logits, heldout)
   calibrated, accuracy = scored(logits, heldout, calibration)
+  _, error = mean_and_error(logits, heldout, calibration)
   necessity, _ = subject.loss(1.0 - keep_N, heldout, fill)
   zero, _ = subject.loss(keep_N, heldout, subject.fill(heldout, "zero"))
   q = partial_ablation or PARTIAL_Q
   partial_J = partial.losses(subject, keep_N, heldout, fill, q)
   return {
       "full_model_loss": full, "full_model_accuracy": full_acc,
-      "circuit_loss": calibrated, "circuit_loss_raw": raw, "circuit_accuracy": accuracy,
+      "circuit_loss": calibrated, "circuit_loss_se": error, "circuit_loss_raw": raw,
+      "circuit_accuracy": accuracy,
       "necessity_loss": necessity, "zero_ablation_loss": zero,
       "partial_ablation": {"q": q, "patterns": int(partial_J.shape[0]),
                            "mean_loss": float(jnp.mean(partial_J)),
@@ -83,6 +85,7 @@ def null_sizes(subject: Subject, reinit: Subject, train: TaskBatch, cfg) -> dict
     fill = problem.fill[r]
     keep_N, loss = who.smallest_circuit(trained.tau_P[r], pairs, fill, cfg.target_loss)
     out[name] = {"nodes": None if keep_N is None else int(jnp.sum(keep_N)), "loss": loss,
+                 "sized_on": "train",
                  "full_model_loss": who.loss(who.everything(), pairs, fill)[0],
                  "final_train_task_loss": float(trained.task_loss_T[r, -1])}
   return out
@@ -93,16 +96,18 @@ def searched_null_sizes(subject: Subject, reinit: Subject, sets, cfg, n_ctx: int
   """null_sizes' record for each null, found by search.run with the task's own config
   (prune.budget_s each): the nulls get the same search and budget as the real circuit.
 
-  `sets` is the task's ((train, fill), (validation, validation_fill)); the nonsense null
-  relabels both splits, the re-initialised model keeps them and takes its own fill.
+  `sets` is the task's ((train, fill), (validation, validation_fill)). The re-initialised
+  model keeps both splits and takes its own fill. The nonsense null is sized on its
+  training pairs: its labels are random per prompt, so no circuit could reach the target
+  on validation pairs, and the question it answers is whether the search memorises them.
   """
   (train, fill), (validation, validation_fill) = sets
-  nonsense_sets = ((nulls.nonsense_labels(train), fill),
-                   (nulls.nonsense_labels(validation), validation_fill))
+  nonsense = (nulls.nonsense_labels(train), fill)
   reinit_sets = ((train, reinit.fill(train)), (validation, reinit.fill(validation)))
   out = {}
-  for name, who, null_sets in (("nonsense_task", subject, nonsense_sets),
-                               ("reinitialised_model", reinit, reinit_sets)):
+  for name, who, null_sets, sized_on in (
+      ("nonsense_task", subject, (nonsense, nonsense), "train"),
+      ("reinitialised_model", reinit, reinit_sets, "validation")):
     (pairs, pairs_fill), (sizing_pairs, sizing_fill) = null_sets
     problem = optimize.bucketed(optimize.Problem(who.params, pairs_fill, pairs,
                                                  who.norms(pairs)), cfg.batch_pairs, n_ctx)
@@ -112,8 +117,8 @@ def searched_null_sizes(subject: Subject, reinit: Subject, sets, cfg, n_ctx: int
       nodes, loss = int(jnp.sum(found.sized.keep_N)), found.sized.loss
     except search.NoCircuit:
       nodes, loss = None, None
-    out[name] = {"nodes": nodes, "loss": loss, "recipe": "search",
+    out[name] = {"nodes": nodes, "loss": loss, "recipe": "search", "sized_on": sized_on,
                  "full_model_loss": who.loss(who.everything(), sizing_pairs, sizing_fill)[0]}
     say(f"{'no circuit' if nodes is None else f'{nodes} nodes'} reaches the target "
-        f"(full model {out[name]['full_model_loss']:.4f} on the validation split)")
+        f"(full model {out[name]['full_model_loss']:.4f} on the {sized_on} split)")
   return out

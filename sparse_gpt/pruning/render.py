@@ -10,6 +10,11 @@ def _fmt(x) -> str:
   return "n/a" if x is None else f"{x:.4f}"
 
 
+def _error(heldout: dict) -> str:
+  """ +- the held-out loss's standard error over its pairs (absent from older files)."""
+  return f" +- {heldout['circuit_loss_se']:.4f}" if "circuit_loss_se" in heldout else ""
+
+
 def _nulls(m: dict) -> str:
   parts = []
   for name, null in m["nulls"].items():
@@ -42,7 +47,7 @@ def summary(c: Circuit) -> str:
     h = m["heldout"]
     lines += [
         f"  held-out loss: full model {_fmt(h['full_model_loss'])}, circuit "
-        f"{_fmt(h['circuit_loss'])} (uncalibrated {_fmt(h['circuit_loss_raw'])}), "
+        f"{_fmt(h['circuit_loss'])}{_error(h)} (uncalibrated {_fmt(h['circuit_loss_raw'])}), "
         f"{'sufficient' if h['circuit_loss'] <= m['target_loss'] else 'NOT sufficient'}",
         f"  necessity (circuit ablated): loss {_fmt(h['necessity_loss'])}, chance 0.6931: "
         f"{'necessary' if h['necessary'] else 'NOT necessary'}",

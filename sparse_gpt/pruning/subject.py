@@ -42,15 +42,22 @@ def scored(candidates, batch: TaskBatch,
   return float(loss), float(accuracy)
 
 
-def upper_bound(candidates, batch: TaskBatch, calibration: Calibration, z: float) -> float:
-  """The mean task loss of Subject.candidates' logits (calibrated) plus z standard errors
-  of it. A pair's two sequences share their pattern, so pairs are the independent draws."""
+def mean_and_error(candidates, batch: TaskBatch,
+                   calibration: Calibration = IDENTITY) -> tuple[float, float]:
+  """The mean task loss of Subject.candidates' logits (calibrated) and its standard error.
+  A pair's two sequences share their pattern, so pairs are the independent draws."""
   correct_B, incorrect_B = candidates
   loss_P = loss_lib.binary_losses(calibration.apply(correct_B, batch.correct_B),
                                   calibration.apply(incorrect_B, batch.incorrect_B)
                                   ).reshape(-1, 2).mean(axis=1)
   error = jnp.std(loss_P, ddof=1) / jnp.sqrt(loss_P.size) if loss_P.size > 1 else 0.0
-  return float(jnp.mean(loss_P) + z * error)
+  return float(jnp.mean(loss_P)), float(error)
+
+
+def upper_bound(candidates, batch: TaskBatch, calibration: Calibration, z: float) -> float:
+  """mean_and_error's mean plus z standard errors."""
+  mean, error = mean_and_error(candidates, batch, calibration)
+  return mean + z * error
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,7 +39,7 @@ HELDOUT_MEANINGS = {
                         "no single node carries it all",
 }
 NULL_MEANINGS = {
-    "nonsense_task": "the same pruning on labels fixed at random per last token: a much "
+    "nonsense_task": "the same pruning on labels fixed at random per prompt: a much "
                      "larger circuit, or none, means the real one is not an artefact of "
                      "pruning",
     "reinitialised_model": "pruning freshly initialised weights at the same density: no "
@@ -241,7 +241,9 @@ def circuit_page(c, data: dict, n_layer: int, index_href: str = "index.html") ->
              f"ablation &middot; step {c.model['step']} of <code>{_esc(c.model['workdir'])}"
              f"</code> &middot; target loss {m.get('target_loss')}")
   if held:
-    summary += (f" &middot; held-out loss {held.get('circuit_loss', 0):.4f} "
+    error = (f" &plusmn; {held['circuit_loss_se']:.4f}" if "circuit_loss_se" in held
+             else "")  # absent from files written before it
+    summary += (f" &middot; held-out loss {held.get('circuit_loss', 0):.4f}{error} "
                 f"(full model {held.get('full_model_loss', 0):.4f})")
   heads = "".join(
       f'<figure class="head"><figcaption>layer {h["layer"]} head {h["head"]}</figcaption>'

@@ -10,6 +10,8 @@ fast (benchmarks/NOTES.md has the figures):
 - many short rows (activations: one row per token) go in blocks that fit in cache, each
   block making all its passes before the next is read, and stopping as soon as every
   row is resolved; under vmap the batch is just more rows;
+- such a row's search starts just below a bound from its sum (`_rows_above`), which
+  skips most of the exponent: about a fifth fewer passes;
 - the positional tie-break (a cumsum) runs only for a block with a tie at the k-th value;
 - a small static k (the neuron floor's 4) takes k rounds of max extraction instead.
 """

@@ -10,6 +10,8 @@ fast (benchmarks/NOTES.md has the figures):
 - many short rows (activations: one row per token) go in blocks that fit in cache, each
   block making all its passes before the next is read, and stopping as soon as every
   row is resolved; under vmap the batch is just more rows;
+- such a row's search starts just below a bound from its sum (`_rows_above`), which
+  skips most of the exponent: about a fifth fewer passes;
 - the positional tie-break (a cumsum) runs only for a block with a tie at the k-th value;
 - a small static k (the neuron floor's 4) takes k rounds of max extraction instead.
 """
@@ -20,6 +22,8 @@ import jax.numpy as jnp
 _ABOVE_INF = 0x7F800001  # int32 bits just above +inf
 BLOCK_ELEMENTS = 1 << 14  # 64 KiB of int32 per block: stays in cache for all passes
 MAX_EXTRACT_K = 8  # up to here k rounds of max extraction beat 32 bisection passes
+GUESS_OCTAVES = 8  # first probe 2^-8 below a known bound (benchmarks/NOTES.md, issue 15)
+_MAX_PASSES = 34  # a 2^31 range halves in 31, plus the first probe and the step to 1
 
 
 def _row_counts(bits_RxN: jax.Array, t: jax.Array) -> jax.Array:
@@ -27,31 +31,37 @@ def _row_counts(bits_RxN: jax.Array, t: jax.Array) -> jax.Array:
   return (bits_RxN >= t).astype(jnp.float32) @ jnp.ones(bits_RxN.shape[1], jnp.float32)
 
 
-def kth_bits(count, k, n: int, everywhere=jnp.all) -> tuple[jax.Array, jax.Array]:
+def kth_bits(count, k, n: int, everywhere=jnp.all, above=_ABOVE_INF
+             ) -> tuple[jax.Array, jax.Array]:
   """(t, count(t)), where t has exactly k entries >= t, or else is the k-th largest entry.
 
   `count(t)`: the number of entries whose bits are >= t, for each row (any shape) or for
   all; `n`: that number at t = 0, every entry. `everywhere(done)`: whether every row is
   done; on a sharded tensor it must agree across devices, so that all of them make the
-  same passes (and so the same collectives inside `count`).
+  same passes (and so the same collectives inside `count`). `above`: bits with fewer
+  than k entries >= them (per row, or one for all), when known below +inf.
   """
   # Invariant: count(lo) >= k > count(hi). Stop once every row has count(lo) == k (lo
   # separates the top k) or hi == lo + 1 (lo is the k-th largest). The first probe is
-  # the smallest positive value: rows with fewer than k nonzeros (common in sparse
-  # models) are then done at once instead of bisecting down to zero. Its result also
-  # gives the loop state its shape (and, under shard_map, how it varies over devices).
-  count_1 = count(1)
-  ok = count_1 >= k
-  first = (jnp.where(ok, 1, 0).astype(jnp.int32),
-           jnp.where(ok, _ABOVE_INF, 1).astype(jnp.int32), jnp.where(ok, count_1, n))
+  # GUESS_OCTAVES below a known `above` (then the k-th largest is rarely lower, and the
+  # search skips most of the exponent), else the smallest positive value: rows with
+  # fewer than k nonzeros (common in sparse models) are then done at once instead of
+  # bisecting down to zero. A row whose guess was too high probes 1 next, for the same
+  # reason. The first probe's result also gives the loop state its shape (and, under
+  # shard_map, how it varies over devices).
+  guess = jnp.where(above == _ABOVE_INF, 1, above - (GUESS_OCTAVES << 23))
+  count_guess = count(guess)
+  ok = count_guess >= k
+  first = (jnp.where(ok, guess, 0).astype(jnp.int32),
+           jnp.where(ok, above, guess).astype(jnp.int32), jnp.where(ok, count_guess, n))
 
   def running(state):
     i, lo, hi, count_lo = state
-    return (i < 32) & ~everywhere((count_lo == k) | (hi - lo <= 1))
+    return (i < _MAX_PASSES) & ~everywhere((count_lo == k) | (hi - lo <= 1))
 
   def halve(state):
     i, lo, hi, count_lo = state
-    mid = lo + (hi - lo) // 2
+    mid = jnp.where(lo == 0, 1, lo + (hi - lo) // 2)
     count_mid = count(mid)
     ok = count_mid >= k
     return (i + 1, jnp.where(ok, mid, lo), jnp.where(ok, hi, mid),
@@ -61,13 +71,28 @@ def kth_bits(count, k, n: int, everywhere=jnp.all) -> tuple[jax.Array, jax.Array
   return lo, count_lo
 
 
+def _rows_above(bits_RxN: jax.Array, k) -> jax.Array:
+  """[R, 1] bits with fewer than k entries >= them in each row, from the row's sum.
+
+  Entries are non-negative, so at most sum / t of them are >= t (Markov): t = 2 sum / k
+  leaves at most k / 2, a margin far beyond float32 rounding and flushed denormals. A
+  row with a non-finite or tiny sum gets +inf's bound, which keeps the old search.
+  """
+  score_RxN = jax.lax.bitcast_convert_type(bits_RxN, jnp.float32)
+  bound_R = 2 * (score_RxN @ jnp.ones(bits_RxN.shape[1], jnp.float32)) / k
+  usable = jnp.isfinite(bound_R) & (bound_R >= 2.0 ** -100)
+  return jnp.where(usable, jax.lax.bitcast_convert_type(bound_R, jnp.int32),
+                   _ABOVE_INF)[:, None]
+
+
 def _bisection_mask(bits_RxN: jax.Array, k, per_row: bool) -> jax.Array:
   """Exactly k entries (per row or in all): those above the k-th value, then ties."""
   if per_row:
     count, n = lambda t: _row_counts(bits_RxN, t)[:, None], bits_RxN.shape[1]
+    kth, count_kth = kth_bits(count, k, n, above=_rows_above(bits_RxN, k))
   else:
     count, n = lambda t: jnp.sum(_row_counts(bits_RxN, t).astype(jnp.int32)), bits_RxN.size
-  kth, count_kth = kth_bits(count, k, n)
+    kth, count_kth = kth_bits(count, k, n)
 
   def tie_break():
     above, ties = bits_RxN > kth, bits_RxN == kth

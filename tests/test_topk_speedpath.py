@@ -102,3 +102,23 @@ def test_vmap_with_a_k_per_element_and_under_grad():
   x = jnp.asarray(score) - 0.5
   grad = jax.jit(jax.vmap(jax.grad(lambda x: jnp.sum(abs_topk(x, 16)))))(x)
   np.testing.assert_array_equal(np.asarray(grad), reference_mask(np.abs(score - 0.5), 16))
+
+
+def test_rows_whose_first_guess_holds_fails_or_is_not_made():
+  # The per-row search first probes 2^-GUESS_OCTAVES below a bound from the row's sum.
+  # Rows below: typical (the guess holds); one huge entry (the k-th is far below the
+  # guess); fewer than k nonzeros; denormals and tiny values (no usable bound); an inf.
+  rng = np.random.default_rng(8)
+  n, k = 256, 64
+  rows = np.abs(rng.standard_normal((9, n))).astype(np.float32)
+  rows[1, 5] = 1e30
+  rows[2, 100:] = 0.0
+  rows[3] = np.float32(1e-45) * rng.integers(0, 4, n)
+  rows[4] *= np.float32(1e-32)
+  rows[5, 7] = np.inf
+  rows[6] = 0.0
+  rows[7, :] = rows[7, 0]  # all tied
+  rows[8] = np.round(rows[8] * 4) / 4  # ties at the k-th value
+  for k in (1, 17, k, 200, n):
+    mask = np.asarray(jax.jit(lambda s, k: topk.topk_mask(s, k, axis=-1))(rows, k))
+    np.testing.assert_array_equal(mask, reference_mask(rows, k))

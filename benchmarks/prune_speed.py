@@ -88,7 +88,10 @@ def _demo_or_random(workdir: str, task: str, pcfg, scratch: str):
     pass
   run, data = _random_subject(tiny.get_config(), scratch)
   pcfg.mean_windows = _MEAN_WINDOWS
-  # A target just above the full model's loss, so that pruning has something to keep.
+  # A target just above the full model's loss, so that pruning has something to keep;
+  # sized on the mean alone, since the full model's loss plus prune.sizing_z standard
+  # errors of these random labels lies far above it, and no circuit would pass.
+  pcfg.sizing_z = 0.0
   return run, data, _full_model_loss(run, data) + 0.005, "random-init experiments/tiny.py"
 
 

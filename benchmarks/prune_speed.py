@@ -14,7 +14,8 @@ mask_steps_per_s  mask-training run-steps per second as the search trains them (
 
 The demo run in `workdir` is used when it solves `task`; otherwise a random-init model
 of the demo config (experiments/tiny.py) stands in, with random prompts of a typical
-task length and a target just above its loss: the same computation, minus meaning.
+task length and a target just above its loss (sized on the mean loss alone,
+prune.sizing_z = 0): the same computation, minus meaning.
 """
 
 import tempfile

@@ -233,6 +233,11 @@ def test_launch_bridge_sweeps_the_circuit_and_its_control(bridged, tmp_path):
   assert circuit_rows[0]["strength"] == 0  # untouched: the circuit is its control there
   assert circuit_rows[0] == control_rows[0]
   assert circuit_rows[1] != control_rows[1]
+  # The ceiling: every channel of the circuit's two sites (0.attn and 0.mlp).
+  d_model = run_io.load_run(str(run)).config.model.d_model
+  assert f"all channels of its sites ({2 * d_model} nodes)" in text
+  assert out["site_channels"][0] == circuit_rows[0]
+  assert out["site_channels"][1] not in (circuit_rows[1], control_rows[1])
   pytest.importorskip("matplotlib")
   assert (run / "bridge_digits.png").stat().st_size > 0
 

@@ -159,3 +159,10 @@ def random_control(nodes: list[tuple[str, int]], d_model: int, seed: int
                       "channels, too many to draw a random control of as many others.")
     control += [(site, int(c)) for c in rng.choice(free, len(taken), replace=False)]
   return control
+
+
+def site_channels(nodes: list[tuple[str, int]], d_model: int) -> list[tuple[str, int]]:
+  """Every channel of each site that `nodes` touch: the most an intervention there can
+  carry through the bridges, against which the circuit's share is read."""
+  return [(site, c) for site in dict.fromkeys(site for site, _ in nodes)
+          for c in range(d_model)]

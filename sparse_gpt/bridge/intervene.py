@@ -162,7 +162,7 @@ def random_control(nodes: list[tuple[str, int]], d_model: int, seed: int
 
 
 def site_channels(nodes: list[tuple[str, int]], d_model: int) -> list[tuple[str, int]]:
-  """Every channel of each site that `nodes` touch: the most an intervention there can
-  carry through the bridges, against which the circuit's share is read."""
+  """Every channel of each site that `nodes` touch: the whole bridged change at those
+  sites, against which the circuit's share is read."""
   return [(site, c) for site in dict.fromkeys(site for site, _ in nodes)
           for c in range(d_model)]

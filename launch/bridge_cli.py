@@ -79,6 +79,10 @@ def main(workdir: str, circuit: str, nodes=(), strengths=(0, 0.25, 0.5, 0.75, 1.
   everything = intervene.site_channels(chosen, d_model)
   site_rows = sweep(everything)
   curves = {**together, f"all channels of its sites ({len(everything)} nodes)": site_rows}
+  # The same patch of the circuit's channels in the sparse model: what the bridges carry over.
+  sparse_rows = intervene.sweep(b, chosen, strengths, batch,
+                                intervene.make_sparse_probabilities(b))
+  reference = {f"circuit in the sparse model itself ({len(chosen)} nodes)": sparse_rows}
   single = {}
   for node in chosen:
     (other,) = intervene.random_control([node], d_model, seed + 1 + len(single))
@@ -86,15 +90,16 @@ def main(workdir: str, circuit: str, nodes=(), strengths=(0, 0.25, 0.5, 0.75, 1.
                                 control_rows=sweep([other]))
   task = c.task["name"]
   wd = workdir_lib.path(workdir)
-  figure.plot(wd / f"bridge_{task}.png", task, curves)
+  figure.plot(wd / f"bridge_{task}.png", task, curves, reference)
   storage.write_text(wd / f"bridge_{task}.json", json.dumps(dict(
       task=task, circuit=str(circuit), step=b.sparse.step, heldout_pairs=len(batch) // 2,
       strengths=list(map(float, strengths)), together=together,
-      site_channels=site_rows, nodes=single), indent=2))
+      site_channels=site_rows, sparse_model=sparse_rows, nodes=single), indent=2))
   top = max(strengths)
   lines = [f"{task}: {len(batch) // 2} held-out pairs of {circuit}, step {b.sparse.step}; "
-           "moved = fraction where the dense model now prefers the counterfactual answer",
-           *_table(curves), "",
+           "moved = fraction where the dense model (the sparse one in the last row) now "
+           "prefers the counterfactual answer",
+           *_table({**curves, **reference}), "",
            f"each node alone at strength {top:g} (moved: node / random node of its site):"]
   at_top = lambda rows: next(r for r in rows if r["strength"] == top)["moved"]
   order = sorted(single, key=lambda k: -at_top(single[k]["node"]))

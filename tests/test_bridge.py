@@ -29,6 +29,7 @@ from sparse_gpt.pruning import calibrate
 from sparse_gpt.pruning import circuit as circuit_lib
 from sparse_gpt.pruning import config as prune_config
 from sparse_gpt.pruning.nodes import Node
+from sparse_gpt.tasks import resolve
 
 
 def _small_model(**model_kw):
@@ -169,6 +170,34 @@ def test_an_intervention_at_strength_zero_leaves_the_dense_logits_unchanged(brid
   assert not np.allclose(logits(1.0), plain)
 
 
+def test_through_identity_bridges_to_itself_the_dense_intervention_is_the_sparse_patch(
+    bridged):
+  # A model bridged to itself by identity: unit rows are the channels and the RMS ratio is
+  # 1, so the bridged intervention must be the patch made in the sparse model directly.
+  b = intervene.load(str(bridged))
+  d_model = b.sparse.config.model.d_model
+  itself = intervene.Bridged(b.sparse, b.sparse,
+                             bridge_params.identity(len(b.sites), d_model))
+  tokens_BxL = jax.random.randint(jax.random.key(4), (6, 10), 0, 320)
+  batch = resolve.TaskBatch(tokens_BxL, np.full(6, 9), np.arange(6) + 10,
+                            (np.arange(6) ^ 1) + 10)
+  mask_SxD = intervene.masks(b, [(site, c) for site in b.sites for c in range(d_model)])
+  for strength in (0.0, 0.5, 1.0):
+    bridged_out = intervene.make_probabilities(itself)(mask_SxD, strength, batch)
+    patched_out = intervene.make_sparse_probabilities(itself)(mask_SxD, strength, batch)
+    for got, want in zip(bridged_out, patched_out):
+      np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  # Every channel of the first site at strength 1 makes each row's run its partner's (the
+  # prompts are alike long), so each row now answers as its partner did.
+  first_SxD = intervene.masks(b, [(b.sites[0], c) for c in range(d_model)])
+  patched = intervene.make_sparse_probabilities(itself)
+  own, other, moved = patched(first_SxD, 1.0, batch)
+  p_own, p_other, preferred = patched(first_SxD, 0.0, batch)
+  np.testing.assert_allclose(own, p_other[np.arange(6) ^ 1], rtol=1e-4)
+  np.testing.assert_allclose(other, p_own[np.arange(6) ^ 1], rtol=1e-4)
+  np.testing.assert_array_equal(moved, ~preferred[np.arange(6) ^ 1])
+
+
 def test_a_random_control_takes_other_channels_of_the_same_sites():
   nodes = [("0.attn", 1), ("0.attn", 2), ("1.mlp", 0)]
   control = intervene.random_control(nodes, 8, seed=0)
@@ -238,6 +267,9 @@ def test_launch_bridge_sweeps_the_circuit_and_its_control(bridged, tmp_path):
   assert f"all channels of its sites ({2 * d_model} nodes)" in text
   assert out["site_channels"][0] == circuit_rows[0]
   assert out["site_channels"][1] not in (circuit_rows[1], control_rows[1])
+  # The reference: the circuit's own patch in the sparse model, one row per strength.
+  assert "circuit in the sparse model itself (2 nodes)" in text
+  assert [r["strength"] for r in out["sparse_model"]] == [0.0, 1.0]
   pytest.importorskip("matplotlib")
   assert (run / "bridge_digits.png").stat().st_size > 0
 

@@ -3,10 +3,13 @@
 import pathlib
 
 
-def plot(path: pathlib.Path, task: str, curves: dict[str, list[dict]]) -> None:
+def plot(path: pathlib.Path, task: str, curves: dict[str, list[dict]],
+         reference: dict[str, list[dict]]) -> None:
   """Writes a PNG of each curve's counterfactual-win fraction and probabilities.
 
-  `curves`: label -> intervene.sweep rows. Agg, so no display is needed.
+  `curves`: label -> intervene.sweep rows of the dense model; `reference`: the same for
+  the sparse model, drawn dashed in black on the fraction panel only (its probabilities
+  are another model's). Agg, so no display is needed.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -20,8 +23,11 @@ def plot(path: pathlib.Path, task: str, curves: dict[str, list[dict]]) -> None:
               label=f"{label}: counterfactual")
     ax_p.plot(strength, [r["p_own"] for r in rows], "o--", color=color,
               label=f"{label}: own answer")
+  for label, rows in reference.items():
+    ax_moved.plot([r["strength"] for r in rows], [r["moved"] for r in rows], "s--",
+                  color="k", label=label)
   ax_moved.set(xlabel="intervention strength", ylabel="fraction of held-out prompts",
-               title="dense model now prefers the counterfactual answer", ylim=(-0.02, 1.02))
+               title="model now prefers the counterfactual answer", ylim=(-0.02, 1.02))
   ax_p.set(xlabel="intervention strength", ylabel="dense model probability",
            title="probability of each candidate")
   for ax in (ax_moved, ax_p):

@@ -91,19 +91,34 @@ def _rms(x_BxLxD):
   return jnp.sqrt(jnp.mean(jnp.square(x_BxLxD), -1, keepdims=True))
 
 
+def changes(sparse_res: dict, mask_SxD) -> dict:
+  """{site: change_BxLxD}: each masked channel's value on the row's partner (rows 2p and
+  2p + 1 are pair p) minus its value on the row's own prompt; 0 off the mask."""
+  partner_B = jnp.arange(next(iter(sparse_res.values())).shape[0]) ^ 1
+  return {site: (x_BxLxD[partner_B] - x_BxLxD) * mask_SxD[s]
+          for s, (site, x_BxLxD) in enumerate(sparse_res.items())}
+
+
 def dense_deltas(bridges, sparse_res: dict, dense_res: dict, mask_SxD, strength) -> dict:
   """{site: delta_BxLxE}: the dense intervention of the masked sparse channels."""
   deltas = {}
-  for s, site in enumerate(sparse_res):
-    sparse_BxLxD, dense_BxLxE = sparse_res[site], dense_res[site]
-    partner_B = jnp.arange(sparse_BxLxD.shape[0]) ^ 1  # rows 2p and 2p + 1 are pair p
-    change_BxLxD = (sparse_BxLxD[partner_B] - sparse_BxLxD) * mask_SxD[s]
+  for s, (site, change_BxLxD) in enumerate(changes(sparse_res, mask_SxD).items()):
     rows_DxE = bridges.decoder_SxDxE[s]
     unit_DxE = rows_DxE / jnp.maximum(jnp.linalg.norm(rows_DxE, axis=-1, keepdims=True),
                                       1e-30)
-    scale_BxLx1 = _rms(dense_BxLxE) / jnp.maximum(_rms(sparse_BxLxD), 1e-30)
+    scale_BxLx1 = _rms(dense_res[site]) / jnp.maximum(_rms(sparse_res[site]), 1e-30)
     deltas[site] = strength * scale_BxLx1 * (change_BxLxD @ unit_DxE)
   return deltas
+
+
+def _readout(logits_BxLxV, batch: resolve.TaskBatch):
+  """(p_own_B, p_counterfactual_B, moved_B) at each row's last position."""
+  last_BxV = task_loss.last_logits(logits_BxLxV, batch.last_B)
+  own_B, other_B = task_loss.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
+  log_p = jax.nn.log_softmax(last_BxV, -1)
+  rows_B = jnp.arange(last_BxV.shape[0])
+  return (jnp.exp(log_p[rows_B, batch.correct_B]), jnp.exp(log_p[rows_B, batch.incorrect_B]),
+          other_B > own_B)
 
 
 def make_probabilities(b: Bridged):
@@ -118,18 +133,31 @@ def make_probabilities(b: Bridged):
     _, sparse_res = model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL)
     _, dense_res = model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL)
     add = dense_deltas(bridges, sparse_res, dense_res, mask_SxD, strength)
-    logits_BxLxV, _ = model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL,
-                                             add=add)
-    last_BxV = task_loss.last_logits(logits_BxLxV, batch.last_B)
-    own_B, other_B = task_loss.candidate_logits(last_BxV, batch.correct_B, batch.incorrect_B)
-    log_p = jax.nn.log_softmax(last_BxV, -1)
-    rows_B = jnp.arange(last_BxV.shape[0])
-    return (jnp.exp(log_p[rows_B, batch.correct_B]), jnp.exp(log_p[rows_B, batch.incorrect_B]),
-            other_B > own_B)
+    return _readout(model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL,
+                                           add=add)[0], batch)
 
   return lambda mask_SxD, strength, batch: jax.device_get(probabilities(
       b.sparse.params, b.dense.params, b.bridges, jnp.asarray(mask_SxD),
       jnp.float32(strength), batch))
+
+
+def make_sparse_probabilities(b: Bridged):
+  """As make_probabilities, for the same patch in the sparse model itself: each masked
+  channel moves by strength x its counterfactual change, in the sparse residual. What
+  the bridged intervention sets out to carry over, so a miss reads as the bridge's (the
+  sparse model follows, the dense one does not) or the circuit's (neither follows)."""
+
+  @jax.jit
+  def probabilities(sparse_params, mask_SxD, strength, batch: resolve.TaskBatch):
+    tokens_BxL = batch.tokens_BxL
+    _, res = model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL)
+    add = {site: strength * change_BxLxD
+           for site, change_BxLxD in changes(res, mask_SxD).items()}
+    return _readout(model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL,
+                                           add=add)[0], batch)
+
+  return lambda mask_SxD, strength, batch: jax.device_get(probabilities(
+      b.sparse.params, jnp.asarray(mask_SxD), jnp.float32(strength), batch))
 
 
 def sweep(b: Bridged, nodes: list[tuple[str, int]], strengths, batch: resolve.TaskBatch,

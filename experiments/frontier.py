@@ -4,9 +4,9 @@ Six models: d_model 128 and 256 (d_mlp and heads scale alike), each at two L0 le
 (a: hidden 1/4 and embedding 1/2 at d_model 128, as tiny.py; b: half that) with the
 same number of nonzero weights at both widths, and a dense baseline of each width with
 dense.py's settings. `python -m launch.sweep --config=experiments/frontier.py
---workdir=runs/frontier --list` shows them. Five of the six, pruned on three tasks with the
-target sweep, took 1 h 45 min of wall time on 2 shared cores, two jobs at once
-(docs/frontier.md has each model's time).
+--workdir=runs/frontier --list` shows them. The six, pruned on three tasks, took 67 minutes
+of wall time on 2 cores, two jobs at once (two of them copied in trained), and the
+target sweep 19 more (docs/frontier.md has each model's time).
 """
 
 from experiments import dense

@@ -72,16 +72,16 @@ def main(workdir: str, circuit: str, nodes=(), strengths=(0, 0.25, 0.5, 0.75, 1.
   batch = _heldout(c, b)
   d_model = b.sparse.config.model.d_model
   control = intervene.random_control(chosen, d_model, seed)
-  probabilities = intervene.make_probabilities(b)
-  sweep = lambda ns: intervene.sweep(b, ns, strengths, batch, probabilities)
+  probabilities = intervene.make_probabilities(b, batch)
+  sweep = lambda ns: intervene.sweep(b, ns, strengths, probabilities)
   together = {f"circuit ({len(chosen)} nodes)": sweep(chosen),
               f"random control ({len(control)} nodes)": sweep(control)}
   everything = intervene.site_channels(chosen, d_model)
   site_rows = sweep(everything)
   curves = {**together, f"all channels of its sites ({len(everything)} nodes)": site_rows}
   # The same patch of the circuit's channels in the sparse model: what the bridges carry over.
-  sparse_rows = intervene.sweep(b, chosen, strengths, batch,
-                                intervene.make_sparse_probabilities(b))
+  sparse_rows = intervene.sweep(b, chosen, strengths,
+                                intervene.make_probabilities(b, batch, in_sparse=True))
   reference = {f"circuit in the sparse model itself ({len(chosen)} nodes)": sparse_rows}
   single = {}
   for node in chosen:

@@ -183,16 +183,17 @@ def test_through_identity_bridges_to_itself_the_dense_intervention_is_the_sparse
                             (np.arange(6) ^ 1) + 10)
   mask_SxD = intervene.masks(b, [(site, c) for site in b.sites for c in range(d_model)])
   for strength in (0.0, 0.5, 1.0):
-    bridged_out = intervene.make_probabilities(itself)(mask_SxD, strength, batch)
-    patched_out = intervene.make_sparse_probabilities(itself)(mask_SxD, strength, batch)
+    bridged_out = intervene.make_probabilities(itself, batch)(mask_SxD, strength)
+    patched_out = intervene.make_probabilities(itself, batch, in_sparse=True)(mask_SxD,
+                                                                              strength)
     for got, want in zip(bridged_out, patched_out):
       np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
   # Every channel of the first site at strength 1 makes each row's run its partner's (the
   # prompts are alike long), so each row now answers as its partner did.
   first_SxD = intervene.masks(b, [(b.sites[0], c) for c in range(d_model)])
-  patched = intervene.make_sparse_probabilities(itself)
-  own, other, moved = patched(first_SxD, 1.0, batch)
-  p_own, p_other, preferred = patched(first_SxD, 0.0, batch)
+  patched = intervene.make_probabilities(itself, batch, in_sparse=True)
+  own, other, moved = patched(first_SxD, 1.0)
+  p_own, p_other, preferred = patched(first_SxD, 0.0)
   np.testing.assert_allclose(own, p_other[np.arange(6) ^ 1], rtol=1e-4)
   np.testing.assert_allclose(other, p_own[np.arange(6) ^ 1], rtol=1e-4)
   np.testing.assert_array_equal(moved, ~preferred[np.arange(6) ^ 1])

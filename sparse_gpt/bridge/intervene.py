@@ -121,54 +121,51 @@ def _readout(logits_BxLxV, batch: resolve.TaskBatch):
           other_B > own_B)
 
 
-def make_probabilities(b: Bridged):
-  """(mask_SxD, strength, batch) -> (p_own_B, p_counterfactual_B, moved_B): the dense
+# {site: residual_BxLxD}: a run's unintervened residuals, compiled once per model.
+_residuals = jax.jit(lambda graphdef, params, tokens_BxL: model.residual_forward(
+    graphdef, params, tokens_BxL)[1], static_argnums=0)
+
+
+def make_probabilities(b: Bridged, batch: resolve.TaskBatch, in_sparse: bool = False):
+  """(mask_SxD, strength) -> (p_own_B, p_counterfactual_B, moved_B) on `batch`: the
   model's probability of each row's answer and of its partner's, and whether the
-  counterfactual answer now wins, under the intervention of the masked channels."""
+  counterfactual answer now wins, under the intervention of the masked channels.
+
+  The dense model through the bridges by default. `in_sparse`: the same patch made in the
+  sparse model itself (each masked channel moves by strength x its change, in the sparse
+  residual), what the bridged intervention sets out to carry over, so a miss reads as the
+  bridge's (the sparse model follows, the dense one does not) or the circuit's (neither
+  follows). The unintervened residuals are the same for every mask and strength, so they
+  are computed once here.
+  """
+  sparse_res = _residuals(b.sparse.graphdef, b.sparse.params, batch.tokens_BxL)
+  runs = b.sparse if in_sparse else b.dense
+  dense_res = None if in_sparse else _residuals(b.dense.graphdef, b.dense.params,
+                                                batch.tokens_BxL)
 
   @jax.jit
-  def probabilities(sparse_params, dense_params, bridges, mask_SxD, strength,
-                    batch: resolve.TaskBatch):
-    tokens_BxL = batch.tokens_BxL
-    _, sparse_res = model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL)
-    _, dense_res = model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL)
-    add = dense_deltas(bridges, sparse_res, dense_res, mask_SxD, strength)
-    return _readout(model.residual_forward(b.dense.graphdef, dense_params, tokens_BxL,
+  def probabilities(params, bridges, sparse_res, dense_res, mask_SxD, strength, batch):
+    if in_sparse:
+      add = {site: strength * change_BxLxD
+             for site, change_BxLxD in changes(sparse_res, mask_SxD).items()}
+    else:
+      add = dense_deltas(bridges, sparse_res, dense_res, mask_SxD, strength)
+    return _readout(model.residual_forward(runs.graphdef, params, batch.tokens_BxL,
                                            add=add)[0], batch)
 
-  return lambda mask_SxD, strength, batch: jax.device_get(probabilities(
-      b.sparse.params, b.dense.params, b.bridges, jnp.asarray(mask_SxD),
+  return lambda mask_SxD, strength: jax.device_get(probabilities(
+      runs.params, b.bridges, sparse_res, dense_res, jnp.asarray(mask_SxD),
       jnp.float32(strength), batch))
 
 
-def make_sparse_probabilities(b: Bridged):
-  """As make_probabilities, for the same patch in the sparse model itself: each masked
-  channel moves by strength x its counterfactual change, in the sparse residual. What
-  the bridged intervention sets out to carry over, so a miss reads as the bridge's (the
-  sparse model follows, the dense one does not) or the circuit's (neither follows)."""
-
-  @jax.jit
-  def probabilities(sparse_params, mask_SxD, strength, batch: resolve.TaskBatch):
-    tokens_BxL = batch.tokens_BxL
-    _, res = model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL)
-    add = {site: strength * change_BxLxD
-           for site, change_BxLxD in changes(res, mask_SxD).items()}
-    return _readout(model.residual_forward(b.sparse.graphdef, sparse_params, tokens_BxL,
-                                           add=add)[0], batch)
-
-  return lambda mask_SxD, strength, batch: jax.device_get(probabilities(
-      b.sparse.params, jnp.asarray(mask_SxD), jnp.float32(strength), batch))
-
-
-def sweep(b: Bridged, nodes: list[tuple[str, int]], strengths, batch: resolve.TaskBatch,
-          probabilities=None) -> list[dict]:
-  """For each strength: the held-out rows' mean probability of their own and of the
-  counterfactual answer, and the fraction where the counterfactual wins."""
-  probabilities = probabilities or make_probabilities(b)
+def sweep(b: Bridged, nodes: list[tuple[str, int]], strengths, probabilities) -> list[dict]:
+  """For each strength: the rows' mean probability of their own and of the
+  counterfactual answer, and the fraction where the counterfactual wins, under
+  `probabilities` (make_probabilities) of the nodes' channels."""
   mask_SxD = masks(b, nodes)
   rows = []
   for strength in strengths:
-    own, other, moved = probabilities(mask_SxD, strength, batch)
+    own, other, moved = probabilities(mask_SxD, strength)
     rows.append(dict(strength=float(strength), p_own=float(np.mean(own)),
                      p_counterfactual=float(np.mean(other)), moved=float(np.mean(moved))))
   return rows

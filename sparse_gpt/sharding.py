@@ -12,6 +12,7 @@ leaf that structure.py does not describe is an error. Activations are sharded ov
 batch (`BATCH`, set on the input) and XLA propagates that through the model.
 """
 
+from collections.abc import Callable
 import math
 
 import jax
@@ -71,3 +72,20 @@ def batch_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def on_own_rows(fn: Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+  """`fn`, independent per index of axis 0, run by each device on its own rows when the
+  mesh in context splits the batch (axis 0) over BATCH.
+
+  XLA's partitioner cannot split a loop that walks blocks of rows (top-k's bisection,
+  topk.py): left to it, every device all-gathers the whole batch and repeats the other
+  devices' work. With no mesh, or one that leaves the batch whole, this is `fn`.
+  """
+  def wrapped(x: jax.Array) -> jax.Array:
+    mesh = jax.sharding.get_abstract_mesh()
+    axes = () if mesh.empty else tuple(a for a in BATCH if mesh.shape.get(a, 1) > 1)
+    if not axes or x.shape[0] % math.prod(mesh.shape[a] for a in axes):
+      return fn(x)
+    return jax.shard_map(fn, in_specs=P(axes), out_specs=P(axes))(x)
+  return wrapped

@@ -1,12 +1,16 @@
 """The sharded top-k path on 8 fake CPU devices gives exactly the single-device masks,
 with ties at the k-th value, rows of zeros and a neuron floor, and is chosen by the
-sharding the caller passes (no mesh in context)."""
+sharding the caller passes (no mesh in context). AbsTopK of a batch-sharded activation
+is ranked by each device on its own rows."""
+
+import math
 
 import jax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 import numpy as np
 
 from test_scale_devices import _gathered_sizes, in_fresh_process
+from sparse_gpt import activation_sparsity
 from sparse_gpt import sharded_topk
 from sparse_gpt import sharding
 from sparse_gpt import topk
@@ -71,3 +75,41 @@ def test_sharded_masks_equal_single_device_masks():
   assert len(checks["column_topk"]) == len(SPECS) * 4 and all(checks["column_topk"])
   assert checks["all_reduces"] > 0  # the counts' psums: the sharded path ran
   assert max(checks["gathered"], default=0) < checks["size"] // 8
+
+
+OWN_ROWS_MESHES = ((2, 2, 1), (1, 4, 1), (2, 1, 2))  # (data, fsdp, tensor)
+
+
+def own_rows_checks() -> dict:
+  """AbsTopK of a batch-sharded activation on each mesh: its mask against no mesh's, and
+  the largest all-gather of the compiled function, its gradient included."""
+  rng = np.random.default_rng(0)
+  # Rows of several of topk.BLOCK_ELEMENTS blocks: XLA gathered those; few levels, so
+  # ties everywhere, and a row of zeros.
+  x = rng.integers(-3, 4, (8, 64, 128)).astype(np.float32)
+  x[1, 3] = 0
+  k = 32
+  f = lambda x: activation_sparsity.abs_topk(x, k)
+  want, want_grad = f(x), jax.grad(lambda x: f(x).sum() ** 2)(x)
+  out = {"equal": [], "grad_equal": [], "gathered": [], "size": x.size}
+  for shape in OWN_ROWS_MESHES:
+    mesh = jax.make_mesh(shape, sharding.AXES, axis_types=(AxisType.Auto,) * 3,
+                         devices=jax.devices()[:math.prod(shape)])
+    with jax.set_mesh(mesh):
+      placed = jax.device_put(x, NamedSharding(mesh, P(sharding.BATCH)))
+      both = jax.jit(lambda x: (f(x), jax.grad(lambda x: f(x).sum() ** 2)(x)))
+      got, grad = both(placed)
+      hlo = both.lower(placed).compile().as_text()
+    out["equal"].append(bool(np.array_equal(np.asarray(got), np.asarray(want))))
+    out["grad_equal"].append(bool(np.array_equal(np.asarray(grad), np.asarray(want_grad))))
+    out["gathered"].append(max(_gathered_sizes(hlo), default=0))
+  return out
+
+
+def test_abs_topk_ranks_each_devices_own_rows():
+  """Left to XLA, the blocked bisection all-gathered the whole batch on every device and
+  each repeated the others' work; now nothing of the activation crosses devices."""
+  checks = in_fresh_process(4, __name__, "own_rows_checks")
+  assert checks["equal"] == [True] * len(OWN_ROWS_MESHES)
+  assert checks["grad_equal"] == [True] * len(OWN_ROWS_MESHES)
+  assert checks["gathered"] == [0] * len(OWN_ROWS_MESHES), checks

@@ -4,6 +4,7 @@ Usage: python -m benchmarks.run
 """
 
 import json
+import os
 import time
 
 import jax
@@ -16,15 +17,20 @@ from benchmarks import train_throughput
 def _table(f: dict) -> str:
   """Per variant: wall-clock figures, then the same per CPU second (steadier when
   other jobs share the machine)."""
-  rows = [f"{'variant':<26}{'tokens/s':>9}{'step ms':>9}{'vs dense':>9}{'MFU':>7}"
+  rows = [f"{'variant':<30}{'tokens/s':>9}{'step ms':>9}{'vs dense':>9}{'MFU':>7}"
           f"{'CPU ms':>9}{'vs dense':>9}{'MFU':>7}"]
   for v, label in (("dense", "dense"), ("weight_sparse", "weight-sparse"),
                    ("sparse", "weight+activation-sparse"), ("dense_bf16", "dense, bf16"),
-                   ("sparse_bf16", "w+a-sparse, bf16")):
-    rows.append(f"{label:<26}{f[f'{v}_tokens_per_s']:>9.0f}{f[f'{v}_step_ms']:>9.0f}"
+                   ("sparse_bf16", "w+a-sparse, bf16"), ("dense_one_device", "dense, one device"),
+                   ("sparse_one_device", "w+a-sparse, one device")):
+    rows.append(f"{label:<30}{f[f'{v}_tokens_per_s']:>9.0f}{f[f'{v}_step_ms']:>9.0f}"
                 f"{f.get(f'{v}_over_dense', 1.0):>9.2f}{f[f'{v}_mfu']:>7.1%}"
                 f"{f[f'{v}_step_cpu_ms']:>9.0f}{f.get(f'{v}_over_dense_cpu', 1.0):>9.2f}"
                 f"{f[f'{v}_mfu_cpu']:>7.1%}")
+  rows.append(f"{f['devices']} device(s), data-parallel; one device per core is "
+              f"{f['dense_over_one_device']:.2f}x (dense) and {f['sparse_over_one_device']:.2f}x "
+              "(weight+activation-sparse) the speed of one device; the one-device rows' "
+              "'vs dense' is against dense on one device")
   rows.append(f"float32 matmul peak: {f['matmul_peak_gflops']:.1f} GFLOP/s, median of "
               f"rounds ({f['matmul_peak_gflops_per_cpu_s']:.1f} per CPU second; single "
               f"best run {f['matmul_best_gflops']:.1f}, dense MFU against it "
@@ -42,6 +48,8 @@ def _table(f: dict) -> str:
 
 def main():
   start = time.perf_counter()
+  if "JAX_NUM_CPU_DEVICES" not in os.environ:  # before the first use of a device
+    jax.config.update("jax_num_cpu_devices", train_throughput.cpu_devices())
   print(f"Benchmarking on {jax.devices()[0].device_kind} "
         f"({jax.device_count()} device(s)); this takes a few minutes.")
   figures = train_throughput.measure()

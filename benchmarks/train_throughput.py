@@ -1,6 +1,11 @@
 """Train-step tokens/s of dense, weight-sparse and weight+activation-sparse models, and
 of the dense and weight+activation-sparse ones with bf16 matmuls (`*_bf16`).
 
+Each runs data-parallel over every device of the process: on a CPU, `benchmarks.run`
+makes one device per core (`cpu_devices`), the layout that trains fastest there. The
+dense and weight+activation-sparse steps also run on one device (`*_one_device`), the
+layout of a plain CPU process, for comparison.
+
 All three run the real training step (`train_step.build`: sharded, jitted with
 donation) in one process, interleaved round by round so that machine noise hits
 them alike; each figure is the median over rounds. MFU is the dense model's FLOPs per
@@ -8,6 +13,7 @@ token (the same figure for all three, so they compare like with like) times toke
 over a float32 matmul peak measured in the same process.
 """
 
+import os
 import statistics
 import time
 
@@ -21,6 +27,8 @@ from sparse_gpt import sharding
 from sparse_gpt import train_step as ts
 
 VARIANTS = ("dense", "weight_sparse", "sparse", "dense_bf16", "sparse_bf16")
+ONE_DEVICE = ("dense", "sparse")  # also run on one device, as "<variant>_one_device"
+BATCH_SIZE = 16
 
 
 def bench_config(variant: str) -> ml_collections.ConfigDict:
@@ -31,7 +39,7 @@ def bench_config(variant: str) -> ml_collections.ConfigDict:
                  afrac=0.25, abstopk_at="all" if sparsity == "sparse" else "none",
                  compute_dtype="bfloat16" if variant.endswith("_bf16") else "float32")
   c.data.vocab_size = 2048
-  c.train.update(batch_size=16, steps=1000)
+  c.train.update(batch_size=BATCH_SIZE, steps=1000)
   # Anneal ends after the first optimizer step, so every timed step projects at the
   # target density, and sees the zeros of a sparse model (top-k's cost depends on them).
   c.sparsity.update(enabled=sparsity != "dense", target_density=1 / 16,
@@ -51,6 +59,16 @@ def model_flops_per_token(m: ml_collections.ConfigDict, vocab: int) -> float:
   per_layer = 4 * m.d_model * hk + 2 * m.d_model * m.d_mlp
   matmul_params = m.n_layer * per_layer + m.d_model * vocab
   return 6.0 * matmul_params + 12.0 * m.n_layer * m.n_ctx * hk
+
+
+def cpu_devices(cores: int | None = None) -> int:
+  """CPU devices for one per core: the most, up to the core count, that split the batch.
+
+  XLA:CPU runs each device's program on its own thread, with less thread hand-off than
+  one device's ops spread over every core (benchmarks/NOTES.md, issue 15).
+  """
+  cores = cores or os.cpu_count() or 1
+  return max(n for n in range(1, min(cores, BATCH_SIZE) + 1) if BATCH_SIZE % n == 0)
 
 
 def _timed(fn) -> tuple[float, float]:
@@ -83,9 +101,9 @@ class _Matmul:
 class _Runner:
   """One variant's compiled step, live state and batch."""
 
-  def __init__(self, variant: str):
+  def __init__(self, variant: str, devices=None):
     self.cfg = bench_config(variant)
-    self.mesh = sharding.make_mesh(self.cfg.mesh)
+    self.mesh = sharding.make_mesh(self.cfg.mesh, devices)
     training = ts.build(self.cfg, self.mesh)
     self.state, self.step = training.init(), training.step
     t, m = self.cfg.train, self.cfg.model
@@ -114,10 +132,11 @@ def measure(rounds: int = 5, steps_per_round: int = 1) -> dict:
   per CPU second (`*_cpu`) are steadier than wall-clock ones on a shared machine.
   """
   runners = {v: _Runner(v) for v in VARIANTS}
+  runners.update({f"{v}_one_device": _Runner(v, jax.devices()[:1]) for v in ONE_DEVICE})
   for r in runners.values():
     r.run(1)  # compile, and take the sparse runs past the anneal
   matmul = _Matmul()
-  times = {name: [] for name in (*VARIANTS, "matmul")}
+  times = {name: [] for name in (*runners, "matmul")}
   for _ in range(rounds):
     for v, r in runners.items():
       times[v].append(r.run(steps_per_round))
@@ -137,6 +156,13 @@ def measure(rounds: int = 5, steps_per_round: int = 1) -> dict:
   for v in VARIANTS[1:]:
     out[f"{v}_over_dense"] = out[f"{v}_tokens_per_s"] / out["dense_tokens_per_s"]
     out[f"{v}_over_dense_cpu"] = out["dense_step_cpu_ms"] / out[f"{v}_step_cpu_ms"]
+  one = {v: f"{v}_one_device" for v in ONE_DEVICE}
+  out[f"{one['sparse']}_over_dense"] = (out[f"{one['sparse']}_tokens_per_s"]
+                                        / out[f"{one['dense']}_tokens_per_s"])
+  out[f"{one['sparse']}_over_dense_cpu"] = (out[f"{one['dense']}_step_cpu_ms"]
+                                            / out[f"{one['sparse']}_step_cpu_ms"])
+  for v in ONE_DEVICE:  # what the layout of one device per core buys
+    out[f"{v}_over_one_device"] = out[f"{v}_tokens_per_s"] / out[f"{one[v]}_tokens_per_s"]
   # Every runner starts from the same weights and has taken the same steps on the same
   # batch, so the bf16 variants' losses compare directly with their float32 twins'.
   loss = {v: float(r.metrics["loss"]) for v, r in runners.items()}
@@ -149,5 +175,5 @@ def measure(rounds: int = 5, steps_per_round: int = 1) -> dict:
   out.update(model_gflops_per_token=flops / 1e9, matmul_peak_gflops=peak,
              matmul_peak_gflops_per_cpu_s=peak_cpu, matmul_best_gflops=best_matmul,
              dense_mfu_vs_best=out["dense_tokens_per_s"] * flops / 1e9 / best_matmul,
-             rounds=rounds, steps_per_round=steps_per_round)
+             rounds=rounds, steps_per_round=steps_per_round, devices=jax.device_count())
   return out

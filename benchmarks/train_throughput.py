@@ -6,10 +6,10 @@ makes one device per core (`cpu_devices`), the layout that trains fastest there.
 dense and weight+activation-sparse steps also run on one device (`*_one_device`), the
 layout of a plain CPU process, for comparison.
 
-All three run the real training step (`train_step.build`: sharded, jitted with
+All run the real training step (`train_step.build`: sharded, jitted with
 donation) in one process, interleaved round by round so that machine noise hits
 them alike; each figure is the median over rounds. MFU is the dense model's FLOPs per
-token (the same figure for all three, so they compare like with like) times tokens/s,
+token (the same figure for all, so they compare like with like) times tokens/s,
 over a float32 matmul peak measured in the same process.
 """
 
@@ -156,13 +156,13 @@ def measure(rounds: int = 5, steps_per_round: int = 1) -> dict:
   for v in VARIANTS[1:]:
     out[f"{v}_over_dense"] = out[f"{v}_tokens_per_s"] / out["dense_tokens_per_s"]
     out[f"{v}_over_dense_cpu"] = out["dense_step_cpu_ms"] / out[f"{v}_step_cpu_ms"]
-  one = {v: f"{v}_one_device" for v in ONE_DEVICE}
-  out[f"{one['sparse']}_over_dense"] = (out[f"{one['sparse']}_tokens_per_s"]
-                                        / out[f"{one['dense']}_tokens_per_s"])
-  out[f"{one['sparse']}_over_dense_cpu"] = (out[f"{one['dense']}_step_cpu_ms"]
-                                            / out[f"{one['sparse']}_step_cpu_ms"])
+  out["sparse_one_device_over_dense"] = (out["sparse_one_device_tokens_per_s"]
+                                         / out["dense_one_device_tokens_per_s"])
+  out["sparse_one_device_over_dense_cpu"] = (out["dense_one_device_step_cpu_ms"]
+                                             / out["sparse_one_device_step_cpu_ms"])
   for v in ONE_DEVICE:  # what the layout of one device per core buys
-    out[f"{v}_over_one_device"] = out[f"{v}_tokens_per_s"] / out[f"{one[v]}_tokens_per_s"]
+    out[f"{v}_over_one_device"] = (out[f"{v}_tokens_per_s"]
+                                   / out[f"{v}_one_device_tokens_per_s"])
   # Every runner starts from the same weights and has taken the same steps on the same
   # batch, so the bf16 variants' losses compare directly with their float32 twins'.
   loss = {v: float(r.metrics["loss"]) for v, r in runners.items()}

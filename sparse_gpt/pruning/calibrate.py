@@ -6,6 +6,7 @@ so the shift is per token; only candidate tokens' shifts matter (the others get 
 gradient and stay 0), so a calibration is stored as {token id: shift}.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -42,35 +43,45 @@ class Calibration(NamedTuple):
 IDENTITY = Calibration(1.0, {})
 
 
+def _task_loss(theta, correct_B, incorrect_B, c_slot_B, i_slot_B):
+  scale, shift_U = theta
+  return loss_lib.binary_loss(scale * correct_B + shift_U[c_slot_B],
+                              scale * incorrect_B + shift_U[i_slot_B])[0]
+
+
+# Module level, so one program per batch shape: bisection fits a calibration at every
+# size it tries, and a jit built inside `fit` compiled again each time (3.6 s of a 72-node
+# model's bisection, against 0.1 s of forwards).
+@functools.partial(jax.jit, static_argnames="steps")
+def _lbfgs(theta0, correct_B, incorrect_B, c_slot_B, i_slot_B, steps):
+  """(theta, its loss, theta0's loss) after `steps` L-BFGS steps from theta0."""
+  loss = functools.partial(_task_loss, correct_B=correct_B, incorrect_B=incorrect_B,
+                           c_slot_B=c_slot_B, i_slot_B=i_slot_B)
+  opt = optax.lbfgs()
+  value_and_grad = optax.value_and_grad_from_state(loss)
+
+  def step(carry, _):
+    theta, state = carry
+    value, grad = value_and_grad(theta, state=state)
+    updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=loss)
+    return (optax.apply_updates(theta, updates), state), value
+
+  (theta, _), _ = jax.lax.scan(step, (theta0, opt.init(theta0)), None, length=steps)
+  return theta, loss(theta), loss(theta0)
+
+
 def fit(correct_B, incorrect_B, correct_ids_B, incorrect_ids_B, steps: int = 16
         ) -> Calibration:
   """Minimises the task loss of given candidate logits over scale and shifts."""
   tokens = np.unique(np.concatenate([np.asarray(correct_ids_B), np.asarray(incorrect_ids_B)]))
   c_slot_B = jnp.asarray(np.searchsorted(tokens, np.asarray(correct_ids_B)))
   i_slot_B = jnp.asarray(np.searchsorted(tokens, np.asarray(incorrect_ids_B)))
-
-  def loss(theta):
-    scale, shift_U = theta
-    return loss_lib.binary_loss(scale * correct_B + shift_U[c_slot_B],
-                                scale * incorrect_B + shift_U[i_slot_B])[0]
-
-  opt = optax.lbfgs()
-  value_and_grad = optax.value_and_grad_from_state(loss)
-
-  @jax.jit
-  def run(theta):
-    def step(carry, _):
-      theta, state = carry
-      value, grad = value_and_grad(theta, state=state)
-      updates, state = opt.update(grad, state, theta, value=value, grad=grad, value_fn=loss)
-      return (optax.apply_updates(theta, updates), state), value
-    (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), None, length=steps)
-    return theta, loss(theta)
-
   theta0 = (jnp.ones((), jnp.float32), jnp.zeros(tokens.size, jnp.float32))
-  (scale, shift_U), fitted = run(theta0)
+  (scale, shift_U), fitted, start = _lbfgs(theta0, jnp.asarray(correct_B),
+                                           jnp.asarray(incorrect_B), c_slot_B, i_slot_B,
+                                           steps=steps)
   # L-BFGS never does worse than its start in exact arithmetic; guard against rounding.
-  if not float(fitted) <= float(loss(theta0)):
+  if not float(fitted) <= float(start):
     return IDENTITY
   return Calibration(float(scale), {int(t): float(s) for t, s in zip(tokens, shift_U)
                                     if float(s) != 0.0})

@@ -212,7 +212,7 @@ def run(subject: Subject, problem: optimize.Problem, sets, cfg, clock) -> Result
                 for s in cfg.seeds for k in cfg.k_coefs]
     chunk = len(settings)
   clock(f"search: {the_plan.candidates} candidate(s), {the_plan.rungs} rung(s) of "
-        f"{the_plan.rung_steps} steps" + (f", {chunk_step_s * 1e3:.0f} ms per step of "
+        f"{the_plan.rung_steps} steps" + (f", {chunk_step_s * 1e3:.1f} ms per step of "
                                           f"{CHUNK} runs" if chunk_step_s else ""))
   specs = _specs(settings)
   states = optimize.start(layout, cfg, specs)

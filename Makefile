@@ -16,7 +16,7 @@ demo: $(VENV)/.installed  ## train the tiny model into runs/demo, evaluate tasks
 	$(PY) -m launch.demo --workdir=runs/demo
 
 test: $(VENV)/.installed  ## the CPU test suite
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(VENV)/.installed  ## throughput and pruning-speed figures; the last line is JSON
 	$(PY) -m benchmarks.run

@@ -17,9 +17,6 @@ from sparse_gpt.errors import UserError
 from sparse_gpt.model import NodeEdit
 from sparse_gpt.pruning import circuit as circuit_lib
 
-# One xdist worker runs the whole module, so the run is trained once.
-pytestmark = pytest.mark.xdist_group("api")
-
 TEXTS = ["def f(x):\n    return x", "import json"]
 # (prompt, correct, incorrect) records the tiny run's tokenizer can pose.
 RECORDS = [("def f(x", ")", "]"), ('s = "hello', '"', "'"), ("x = '", "a", "b")]

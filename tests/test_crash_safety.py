@@ -33,9 +33,6 @@ from sparse_gpt import run_io
 from sparse_gpt import workdir as workdir_lib
 from sparse_gpt.pruning import circuit as circuit_lib
 
-# One xdist worker runs the module, so the reference run is trained once.
-pytestmark = pytest.mark.xdist_group("crash_safety")
-
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 16
 CHECKPOINT_EVERY = 4

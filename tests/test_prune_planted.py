@@ -34,9 +34,6 @@ from sparse_gpt.pruning.subject import Subject
 from sparse_gpt.tasks import evaluate
 from sparse_gpt.tasks import resolve
 
-# One xdist worker runs the whole module, so the pruned fixture is built once.
-pytestmark = pytest.mark.xdist_group("prune_planted")
-
 PLANTED = {Node("attn.in", 0, 0), Node("attn.v", 0, 0, 0, 0), Node("attn.out", 0, 1)}
 _FILLERS = "cdefgh"
 _MEAN_WINDOWS = 16

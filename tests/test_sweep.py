@@ -17,9 +17,6 @@ from launch import frontier_cli
 from sparse_gpt import sweep
 from sparse_gpt.errors import UserError
 
-# One xdist worker runs the whole module, so the micro sweep is trained once.
-pytestmark = pytest.mark.xdist_group("sweep")
-
 
 def test_cpu_grid_expands_to_the_listed_models_with_unique_workdirs():
   pts = sweep.points(frontier_config.get_config(), "runs/f")

@@ -23,8 +23,6 @@ from sparse_gpt.view import data as data_lib
 from sparse_gpt.view import page
 from sparse_gpt.view import site
 
-pytestmark = pytest.mark.xdist_group("view")
-
 
 @pytest.fixture(scope="module")
 def viewed(tmp_path_factory):

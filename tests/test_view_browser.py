@@ -13,8 +13,6 @@ import pytest
 
 import view_setup
 
-pytestmark = pytest.mark.xdist_group("view_browser")
-
 _CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 _DRIVER = shutil.which("chromedriver")
 

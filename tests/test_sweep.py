@@ -117,8 +117,10 @@ def _micro_config(tmp):
   c.embed_ratio = 2.0
   c.tasks = ""
   c.pairs = str(_pairs_file(tmp / "quotes.jsonl"))
-  c.prune.update(steps=4, batch_pairs=4, train_pairs=6, heldout_pairs=2, target_loss=2.0,
-                 ablation="zero", calibrate=False, faithfulness=False, null_steps=0)
+  # budget_s=0: 4 steps, not a 30-second search for each of the four prunes (3 minutes).
+  c.prune.update(budget_s=0, steps=4, batch_pairs=4, train_pairs=6, heldout_pairs=2,
+                 target_loss=2.0, ablation="zero", calibrate=False, faithfulness=False,
+                 null_steps=0)
   c.targets = (2.0, 3.0)
   return c
 

@@ -146,7 +146,7 @@ def test_calibration_fits_scale_and_shift_and_never_hurts():
 
 def test_calibrations_of_one_batch_shape_share_one_compiled_fit():
   # Bisection fits one at every size it tries; a fit that compiled each time made that
-  # 30x slower on a small model.
+  # 20x slower on a small model.
   rng = np.random.default_rng(1)
   ids = np.where(np.arange(23) % 2, 3, 5), np.where(np.arange(23) % 2, 5, 3)
   before = calibrate._lbfgs._cache_size()
